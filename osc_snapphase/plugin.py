@@ -25,22 +25,12 @@ LOG = logging.getLogger(__name__)
 API_NAME = 'snapphase'
 API_VERSION_OPTION = 'os_snapphase_api_version'
 DEFAULT_API_VERSION = '1'
+# The commands use the openstacksdk proxies that OpenStackClient already
+# authenticates (client_manager.compute and client_manager.image), so there is
+# no client class of our own and no make_client(); the value is unused.
 API_VERSIONS = {
-    '1': 'osc_snapphase.plugin',
+    '1': None,
 }
-
-
-def make_client(instance):
-    """Return the client for the snapphase commands.
-
-    The commands use the openstacksdk compute and image proxies that
-    OpenStackClient already authenticates (``client_manager.compute`` and
-    ``client_manager.image``), so there is no client of our own; the
-    function exists because OpenStackClient calls it when a command asks
-    for ``client_manager.snapphase``.
-    """
-    LOG.debug('snapphase has no client of its own; returning None')
-    return None
 
 
 def build_option_parser(parser):

@@ -1,0 +1,208 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""``--wait-phase`` for ``openstack server image create`` and ``openstack
+server backup create``, as a cliff CommandHook."""
+
+import logging
+
+from cliff import hooks
+from osc_lib.cli import format_columns
+from osc_lib import exceptions
+
+from osc_snapphase import cloud
+from osc_snapphase import conditions
+from osc_snapphase import engine
+from osc_snapphase import phases
+from osc_snapphase import report
+from osc_snapphase.v1 import common
+
+LOG = logging.getLogger(__name__)
+
+OPTION = '--wait-phase'
+TIMEOUT_OPTION = '--wait-phase-timeout'
+DEFAULT_TIMEOUT = 3600.0
+
+EPILOG = (
+    'osc-snapphase: --wait-phase returns as soon as the chosen phase of the '
+    'image creation is over (snapshot: the disk capture, after which guest '
+    'writes are safe; pending-upload: the packaging; upload: the image is '
+    'active). Exit status: 0 done, 1 error or server busy, 2 usage error, 3 '
+    'the image creation failed, 124 --wait-phase-timeout reached, 130 '
+    'interrupted (the image creation goes on in the cloud). Type the command '
+    'name in full: abbreviated command names do not load this option.'
+)
+
+
+class WaitPhaseHook(hooks.CommandHook):
+    """Add --wait-phase to server image create and server backup create."""
+
+    def get_parser(self, parser):
+        parser.add_argument(
+            OPTION,
+            metavar='<phase>',
+            choices=conditions.WAIT_PHASES,
+            help='Wait until this phase of the image creation is over, then '
+                 'return: snapshot (the disk capture; guest writes are safe '
+                 'again), pending-upload (packaging) or upload (the image '
+                 'is active). Cannot be used with --wait (osc-snapphase)',
+        )
+        parser.add_argument(
+            TIMEOUT_OPTION,
+            metavar='<seconds>',
+            type=common.seconds(),
+            default=DEFAULT_TIMEOUT,
+            help='With --wait-phase, give up waiting after this many seconds '
+                 'with exit status 124; the image creation goes on in the '
+                 'cloud (default: %d) (osc-snapphase)' % DEFAULT_TIMEOUT,
+        )
+        return parser
+
+    def get_epilog(self):
+        return EPILOG
+
+    def before(self, parsed_args):
+        if not getattr(parsed_args, 'wait_phase', None):
+            return parsed_args
+        if getattr(parsed_args, 'wait', False):
+            common.usage_error(
+                'openstack %s' % (self.cmd.cmd_name or 'server image create'),
+                'argument --wait-phase: not allowed with argument --wait')
+        compute = self.cmd.app.client_manager.compute
+        server = common.find_server(compute, parsed_args.server)
+        state = common.current_state(server)
+        if state.task_state is not None:
+            entry = phases.describe(state.task_state)
+            raise exceptions.CommandError(
+                'Server %s (%s) is busy: task state %s (%s: %s); Nova would '
+                'refuse a new image (HTTP 409), so none was created. Wait '
+                'for it with: openstack server task-state watch %s --until '
+                'idle' % (server.name, server.id, state.task_state,
+                          entry.phase, entry.description, server.id))
+        self._server = server
+        return parsed_args
+
+    def after(self, parsed_args, return_code):
+        if not getattr(parsed_args, 'wait_phase', None):
+            return return_code
+        columns, data = return_code
+        image_id = dict(zip(columns, data)).get('id')
+        server = self._server
+        app = self.cmd.app
+        phase = parsed_args.wait_phase
+        app.stderr.write(
+            'Image %s of server %s (%s) requested; waiting for the end of '
+            'the %s phase (timeout %s)\n' % (
+                image_id, server.name, server.id, phase,
+                engine.format_duration(parsed_args.wait_phase_timeout)))
+        app.stderr.flush()
+        track = engine.Track(server.id, server.name, image_id=image_id)
+        status = common.StatusLine(app.stderr)
+        watch = engine.Watch(
+            cloud.ServerFetcher(app.client_manager.compute), [track],
+            condition=conditions.phase_over(phase),
+            images=cloud.ImageLookup(app.client_manager.image),
+            timeout=parsed_args.wait_phase_timeout,
+            notify=lambda message: app.stderr.write(message + '\n'),
+            on_poll=lambda w: status.show(
+                report.progress(track, w.elapsed(), phase)))
+        try:
+            with common.sigterm_raises():
+                for _change in watch:
+                    pass
+        except (KeyboardInterrupt, common.Terminated) as exc:
+            status.clear()
+            kind = common.interruption(exc)
+            app.stderr.write(
+                '%s after %s: the image creation of %s goes on in the cloud '
+                '(image %s). To follow it: openstack server task-state watch '
+                '%s --until idle\n' % (
+                    'Interrupted' if kind == engine.INTERRUPTED
+                    else 'Terminated',
+                    engine.format_duration(watch.elapsed()), server.name,
+                    image_id, server.id))
+            raise SystemExit(engine.EXIT_CODES[kind])
+        except cloud.NoTaskStates as exc:
+            status.clear()
+            raise exceptions.CommandError(str(exc))
+        status.clear()
+        outcome = watch.outcome
+        if outcome.kind != engine.MET:
+            app.stderr.write(self._failure(outcome, track, image_id) + '\n')
+            app.stderr.flush()
+            raise SystemExit(outcome.exit_code)
+        return self._output(columns, data, track)
+
+    def _failure(self, outcome, track, image_id):
+        if outcome.kind == engine.TIMED_OUT:
+            stuck = ''
+            if track.task_state is not None and track.segments:
+                last = track.segments[-1]
+                unchanged = (last.end or last.start) - last.start
+                if unchanged >= 0.5 * outcome.elapsed:
+                    stuck = (' It may be stuck: task state %s has not changed '
+                             'for %s.' % (track.task_state,
+                                          engine.format_duration(unchanged)))
+            return (
+                'Timed out after %s waiting for server %s. The image creation '
+                'goes on in the cloud: image %s, server in task state %s '
+                '(%s).%s To keep following it: openstack server task-state '
+                'watch %s --until idle' % (
+                    engine.format_duration(outcome.elapsed), track.label,
+                    image_id, track.task_state or 'none',
+                    phases.phase_of(track.task_state), stuck,
+                    track.server_id))
+        detail = self._action_detail(track.server_id)
+        return outcome.message + (' (Nova: %s)' % detail if detail else '')
+
+    def _action_detail(self, server_id):
+        """Error detail of the latest image action, when Nova gives one."""
+        compute = self.cmd.app.client_manager.compute
+        try:
+            for action in compute.server_actions(server_id):
+                if action.action not in ('createImage', 'createBackup'):
+                    continue
+                full = compute.get_server_action(action.request_id,
+                                                 server_id)
+                for event in full.events or []:
+                    result = getattr(event, 'result', None)
+                    if result is None and isinstance(event, dict):
+                        result = event.get('result')
+                    if result and result.lower() == 'error':
+                        return (getattr(event, 'event', None)
+                                or event.get('event')) + ' failed'
+                return full.message or None
+        except Exception as exc:  # detail only: never hide the failure
+            LOG.debug('No instance action detail: %s', exc)
+        return None
+
+    def _output(self, columns, data, track):
+        info = dict(zip(columns, data))
+        image = self.cmd.app.client_manager.image.get_image(info['id'])
+        info.update(_format_image(image, columns))
+        info['server_phase'] = phases.phase_of(track.task_state)
+        info['phase_durations'] = format_columns.DictColumn({
+            phase: round(seconds, 3) for phase, seconds in
+            track.phase_durations().items()})
+        names, values = zip(*sorted(info.items()))
+        return names, values
+
+
+def _format_image(image, columns):
+    """The image as core prints it, limited to the columns core printed."""
+    try:
+        from openstackclient.image.v2 import image as image_v2
+        formatted = image_v2._format_image(image)
+    except Exception as exc:   # keep core's values rather than fail
+        LOG.debug('Cannot format the image as core does: %s', exc)
+        return {}
+    return {k: v for k, v in formatted.items() if k in columns}

@@ -1,0 +1,311 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""``openstack server task-state show`` and ``openstack server task-state
+watch``"""
+
+import argparse
+import json
+import logging
+
+from osc_lib.command import command
+from osc_lib import exceptions
+
+from osc_snapphase import cloud
+from osc_snapphase import conditions
+from osc_snapphase import engine
+from osc_snapphase import phases
+from osc_snapphase import report
+from osc_snapphase.v1 import common
+
+LOG = logging.getLogger(__name__)
+
+SHOW_COLUMNS = (
+    'id',
+    'name',
+    'status',
+    'vm_state',
+    'task_state',
+    'power_state',
+    'phase',
+    'description',
+    'disk_writes_safe',
+    'image_create_allowed',
+)
+
+WATCH_COLUMNS = (
+    'Time',
+    'Server ID',
+    'Server Name',
+    'Status',
+    'VM State',
+    'Task State',
+    'Power State',
+    'Phase',
+    'Previous Duration',
+)
+
+EXIT_CODES_HELP = (
+    'Exit status: 0 the condition was met; 1 error (bad input, '
+    'authentication, API error); 2 usage error; 3 the watched operation '
+    'failed (server in error, server deleted, image killed or missing); 4 '
+    'a task state stalled (--stall-timeout); 124 --timeout reached; 130 '
+    'interrupted (SIGINT); 143 terminated (SIGTERM).'
+)
+
+
+class ShowTaskState(command.ShowOne):
+    """Show where a server is in an image operation and what it means.
+
+    Shows the task state of a server, its phase (disk-capture, packaging,
+    upload, offload, idle or other), whether writes to the guest disk are
+    safe (no disk capture in progress) and whether Nova would accept a new
+    image-create now.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'server',
+            metavar='<server>',
+            type=common.server_reference,
+            help='Server to show (name or ID)',
+        )
+        return parser
+
+    def take_action(self, parsed_args):
+        compute = self.app.client_manager.compute
+        server = common.find_server(compute, parsed_args.server)
+        state = common.current_state(server)
+        entry = phases.describe(state.task_state)
+        data = (
+            state.id,
+            state.name,
+            state.status,
+            state.vm_state,
+            state.task_state,
+            common.power_state_name(state.power_state),
+            entry.phase,
+            entry.description,
+            entry.disk_writes_safe,
+            phases.image_create_allowed(state.task_state, state.vm_state),
+        )
+        return SHOW_COLUMNS, data
+
+
+def _row(change):
+    stamp = change.time.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (
+        change.time.microsecond // 1000)
+    duration = (round(change.previous_duration, 3)
+                if change.previous_duration is not None else None)
+    return (
+        stamp,
+        change.server_id,
+        change.server_name,
+        change.status,
+        change.vm_state,
+        change.task_state,
+        common.power_state_name(change.power_state),
+        change.phase,
+        duration,
+    )
+
+
+class WatchTaskState(command.Lister):
+    """Watch the task states of servers as they change.
+
+    Prints one row per observed change of status, vm_state, task_state or
+    power_state of each server; the first row of each server is its state
+    when the watch starts. On a terminal, and with ``-f value``, ``-f csv``
+    or ``--stream -f json``, rows appear as the changes happen; ``-f json``
+    and ``-f yaml`` print one document when the watch ends.
+
+    Conditions for --until: ``idle`` (no task state), ``disk-safe`` (no
+    disk capture in progress: guest writes are safe), ``task-state=<value>``
+    (reached or, for image task states, passed), ``vm-state=<value>``,
+    ``status=<value>``, ``deleted``.
+    """
+
+    _epilog = EXIT_CODES_HELP
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'servers',
+            metavar='<server>',
+            nargs='+',
+            type=common.server_reference,
+            help='Server(s) to watch (name or ID)',
+        )
+        parser.add_argument(
+            '--until',
+            metavar='<condition>',
+            type=_condition,
+            help='End with exit status 0 as soon as the condition holds '
+                 'for every server: idle, disk-safe, deleted, '
+                 'task-state=<value>, vm-state=<value> or status=<value> '
+                 '(default: watch until interrupted or --timeout)',
+        )
+        parser.add_argument(
+            '--timeout',
+            metavar='<seconds>',
+            type=common.seconds(),
+            help='Give up after this many seconds, exit status 124 '
+                 '(default: no timeout)',
+        )
+        parser.add_argument(
+            '--stall-timeout',
+            metavar='<seconds>',
+            type=common.seconds(),
+            help='Fail with exit status 4 when a task state stays unchanged '
+                 'for longer than this (default: off)',
+        )
+        parser.add_argument(
+            '--interval',
+            metavar='<seconds>',
+            type=common.seconds(engine.MIN_INTERVAL, 3600, inclusive=True),
+            help='Poll at this fixed interval, at least %g seconds '
+                 '(default: adaptive, sub-second during a disk capture, '
+                 'slower during uploads and while idle)'
+                 % engine.MIN_INTERVAL,
+        )
+        parser.add_argument(
+            '--stream',
+            action='store_true',
+            help='With -f json, print each row as one JSON object per line '
+                 'as it happens (JSON Lines)',
+        )
+        return parser
+
+    def take_action(self, parsed_args):
+        if parsed_args.stream and parsed_args.formatter != 'json':
+            common.usage_error(self.cmd_name or 'watch',
+                               '--stream needs -f json')
+        compute = self.app.client_manager.compute
+        tracks = []
+        seen = {}
+        for name_or_id in parsed_args.servers:
+            server = common.find_server(compute, name_or_id)
+            if server.id in seen:
+                raise exceptions.CommandError(
+                    'Server %s (%s) is given more than once (as %r and %r)'
+                    % (server.name, server.id, seen[server.id], name_or_id))
+            seen[server.id] = name_or_id
+            tracks.append(engine.Track(server.id, server.name))
+        self.watch = engine.Watch(
+            cloud.ServerFetcher(compute), tracks,
+            condition=parsed_args.until,
+            images=cloud.ImageLookup(self.app.client_manager.image),
+            timeout=parsed_args.timeout,
+            stall_timeout=parsed_args.stall_timeout,
+            interval=parsed_args.interval,
+            notify=self._notify)
+        return WATCH_COLUMNS, self._rows()
+
+    def _notify(self, message):
+        self.app.stderr.write('%s\n' % message)
+        self.app.stderr.flush()
+
+    def _rows(self):
+        try:
+            for change in self.watch:
+                yield _row(change)
+        except (KeyboardInterrupt, common.Terminated) as exc:
+            kind = common.interruption(exc)
+            self.watch.stop(kind, '%s after %s' % (
+                'Interrupted' if kind == engine.INTERRUPTED else
+                'Terminated', engine.format_duration(self.watch.elapsed())))
+        except cloud.NoTaskStates as exc:
+            raise exceptions.CommandError(str(exc))
+
+    def produce_output(self, parsed_args, column_names, data):
+        if parsed_args.stream:
+            return self._stream_json(column_names, data)
+        if (parsed_args.formatter == 'table'
+                and common.is_terminal(self.app.stdout)):
+            return self._live_table(parsed_args, column_names, data)
+        return super().produce_output(parsed_args, column_names, data)
+
+    def _stream_json(self, column_names, data):
+        out = self.app.stdout
+        for row in data:
+            out.write(json.dumps(dict(zip(column_names, row)),
+                                 separators=(',', ':')) + '\n')
+            out.flush()
+        return 0
+
+    def _live_table(self, parsed_args, column_names, data):
+        names = [t.name for t in self.watch.tracks]
+        widths = [24, 36, max([11] + [len(n) for n in names]), 9, 9,
+                  max(len(s) for s in phases.TASK_STATES), 11, 12, 17]
+        widths = [max(w, len(c)) for w, c in zip(widths, column_names)]
+        rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+\n'
+        out = self.app.stdout
+
+        def line(values):
+            cells = ['' if v is None else str(v) for v in values]
+            return '| ' + ' | '.join(
+                c.ljust(w) for c, w in zip(cells, widths)) + ' |\n'
+        out.write(rule + line(column_names) + rule)
+        out.flush()
+        try:
+            for row in data:
+                out.write(line(row))
+                out.flush()
+        finally:
+            out.write(rule)
+            out.flush()
+        return 0
+
+    def run(self, parsed_args):
+        self.watch = None
+        try:
+            with common.sigterm_raises():
+                super().run(parsed_args)
+        except BrokenPipeError:
+            common.quiet_broken_pipe()
+            return 0
+        return self._finish()
+
+    def _finish(self):
+        watch = self.watch
+        outcome = watch.outcome
+        err = self.app.stderr
+        on_terminal = common.is_terminal(err)
+        if on_terminal:
+            for track in watch.tracks:
+                err.write('\n'.join(report.timeline(track)) + '\n')
+        if outcome is None:
+            return 0
+        if outcome.kind != engine.MET or on_terminal:
+            err.write(outcome.message + self._hint(outcome) + '\n')
+        err.flush()
+        return outcome.exit_code
+
+    def _hint(self, outcome):
+        servers = ' '.join(t.server_id for t in self.watch.tracks
+                           if t.exists)
+        if outcome.kind in (engine.TIMED_OUT, engine.INTERRUPTED,
+                            engine.TERMINATED) and servers:
+            return ('. To keep following: openstack server task-state '
+                    'watch %s --until idle' % servers)
+        if outcome.kind == engine.FAILED and outcome.server_id:
+            return ('. See: openstack server event list %s'
+                    % outcome.server_id)
+        return ''
+
+
+def _condition(text):
+    try:
+        return conditions.parse_until(text)
+    except conditions.ConditionError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
