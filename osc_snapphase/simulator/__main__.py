@@ -1,0 +1,150 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""Command line entry point: python -m osc_snapphase.simulator."""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+
+from osc_snapphase.simulator import control
+from osc_snapphase.simulator import runner
+
+PROG = 'python -m osc_snapphase.simulator'
+
+
+def parse_durations(text):
+    """Parse 'pending=0.5,snapshot=3' into a dict of floats."""
+    result = {}
+    for item in filter(None, (p.strip() for p in text.split(','))):
+        name, sep, value = item.partition('=')
+        if not sep:
+            raise argparse.ArgumentTypeError('expected NAME=SECONDS: %s'
+                                             % item)
+        try:
+            result[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError('not a number: %s' % item)
+        if result[name.strip()] < 0:
+            raise argparse.ArgumentTypeError('negative duration: %s' % item)
+    return result
+
+
+def parse_fault(text):
+    """Parse KIND@PHASE[:OPERATION] or a JSON operation fault rule."""
+    if text.lstrip().startswith('{'):
+        rule = json.loads(text)
+    else:
+        kind, _sep, rest = text.partition('@')
+        phase, _sep, operation = rest.partition(':')
+        rule = {'kind': kind, 'phase': phase,
+                'operation': operation or 'any', 'count': None}
+    try:
+        return control.check_op_fault(rule)
+    except control.Invalid as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def parse_http_fault(text):
+    try:
+        return control.check_http_fault(json.loads(text))
+    except (ValueError, control.Invalid) as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Serve a simulated Keystone, Nova and '
+        'Glance on a loopback address until SIGTERM or SIGINT.')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='loopback address to bind (default: '
+                        '127.0.0.1)')
+    parser.add_argument('--port', type=int, default=0,
+                        help='TCP port, 0 picks a free one (default: 0)')
+    parser.add_argument('--state-dir',
+                        help='where to write clouds.yaml and openrc '
+                        '(default: a new temporary directory)')
+    parser.add_argument('--cloud-name', default='snapsim',
+                        help='cloud name in clouds.yaml; the admin cloud '
+                        'gets the suffix -admin (default: snapsim)')
+    parser.add_argument('--durations', type=parse_durations, default={},
+                        help='phase durations in seconds, e.g. '
+                        'pending=0.5,snapshot=3,pending_upload=1,'
+                        'uploading=20')
+    parser.add_argument('--token-lifetime', type=float, default=3600.0,
+                        help='token lifetime in seconds (default: 3600)')
+    parser.add_argument('--ready-file',
+                        help='write a JSON file with auth_url, control_url, '
+                        'state_dir and pid once serving')
+    parser.add_argument('--fault', type=parse_fault, action='append',
+                        default=[],
+                        help='operation fault KIND@PHASE[:OPERATION] or a '
+                        'JSON rule (repeatable; applies to every operation)')
+    parser.add_argument('--http-fault', type=parse_http_fault,
+                        action='append', default=[],
+                        help='HTTP fault rule as JSON (repeatable)')
+    parser.add_argument('--hide-ext-sts', action='store_true',
+                        help='leave out the OS-EXT-STS fields')
+    parser.add_argument('--old-nova-actions', action='store_true',
+                        help='finish instance action events with the '
+                        'snapshot result, as Nova before 2025 did')
+    parser.add_argument('--verbose', action='store_true',
+                        help='log every request on stderr')
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        sim = runner.Simulator(args.host, args.port, args.durations,
+                               args.token_lifetime, args.cloud_name,
+                               args.verbose)
+    except runner.NotLoopback as exc:
+        sys.stderr.write('%s: error: %s; refusing to listen\n' % (PROG, exc))
+        return 2
+    except OSError as exc:
+        sys.stderr.write('%s: error: cannot listen: %s\n' % (PROG, exc))
+        return 1
+    cloud = sim.cloud
+    cloud.op_faults.extend(args.fault)
+    cloud.http_faults.extend(args.http_fault)
+    cloud.config['hide_ext_sts'] = args.hide_ext_sts
+    cloud.config['old_nova_actions'] = args.old_nova_actions
+    state_dir = args.state_dir or tempfile.mkdtemp(prefix='snapsim-')
+    sim.write_state(state_dir)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_a: stop.set())
+    sim.start()
+    info = {'auth_url': sim.auth_url, 'control_url': sim.control_url,
+            'state_dir': state_dir, 'pid': os.getpid()}
+    if args.ready_file:
+        with open(args.ready_file + '.tmp', 'w') as stream:
+            json.dump(info, stream)
+        os.replace(args.ready_file + '.tmp', args.ready_file)
+    sys.stdout.write('snapsim ready: auth_url=%s control_url=%s '
+                     'state_dir=%s pid=%d\n' % (
+                         sim.auth_url, sim.control_url, state_dir,
+                         os.getpid()))
+    sys.stdout.flush()
+    while not stop.wait(0.5):
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

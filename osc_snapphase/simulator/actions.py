@@ -1,0 +1,226 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""Nova server actions and the os-instance-actions API."""
+
+import hashlib
+
+from osc_snapphase.simulator import cloud as cloud_mod
+from osc_snapphase.simulator import rest
+from osc_snapphase.simulator import tasks
+
+SNAPSHOT_VM_STATES = ('active', 'stopped', 'paused', 'suspended')
+VOLUME_SNAPSHOT_VM_STATES = SNAPSHOT_VM_STATES + ('shelved',
+                                                  'shelved_offloaded')
+
+
+def _conflict(action, server, attr):
+    return rest.error(409, 'conflictingRequest',
+                      "Cannot '%s' instance %s while it is in %s %s"
+                      % (action, server['id'], attr, server[attr]))
+
+
+def _check_state(action, server, vm_states):
+    if server['vm_state'] not in vm_states:
+        return _conflict(action, server, 'vm_state')
+    if server['task_state'] is not None:
+        return _conflict(action, server, 'task_state')
+    return None
+
+
+def _bad(field, body, reason):
+    return rest.error(400, 'badRequest',
+                      'Invalid input for field/attribute %s. Value: %s. %s'
+                      % (field, body, reason))
+
+
+def _image_reply(cloud, req, image):
+    if req.microversion >= (2, 45):
+        return rest.Response(202, {'image_id': image['id']})
+    return rest.Response(202, None, {
+        'Location': '%s/image/v2/images/%s' % (cloud.base_url,
+                                               image['id'])})
+
+
+def create_image(cloud, req, server, body):
+    if not isinstance(body, dict) or not body.get('name') or not (
+            isinstance(body['name'], str)) or len(body['name']) > 255:
+        return _bad('createImage', body, "'name' is a required property")
+    metadata = body.get('metadata') or {}
+    if not isinstance(metadata, dict):
+        return _bad('createImage/metadata', metadata,
+                    "%r is not of type 'object'" % metadata)
+    states = VOLUME_SNAPSHOT_VM_STATES if server['volume_backed'] else (
+        SNAPSHOT_VM_STATES)
+    error = _check_state('createImage', server, states)
+    if error:
+        return error
+    image, _action = tasks.start_snapshot(
+        cloud, server, req.ctx, 'createImage', body['name'], metadata)
+    return _image_reply(cloud, req, image)
+
+
+def create_backup(cloud, req, server, body):
+    if not isinstance(body, dict):
+        return _bad('createBackup', body, "'name' is a required property")
+    for field in ('name', 'backup_type', 'rotation'):
+        if field not in body:
+            return _bad('createBackup', body,
+                        "'%s' is a required property" % field)
+    try:
+        rotation = int(body['rotation'])
+        if rotation < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        return _bad('createBackup/rotation', body['rotation'],
+                    'rotation must be an integer >= 0')
+    error = _check_state('createBackup', server, SNAPSHOT_VM_STATES)
+    if error:
+        return error
+    if server['volume_backed']:
+        return rest.error(400, 'badRequest', "It's not supported to backup "
+                          "volume backed instance.")
+    image, _action = tasks.start_snapshot(
+        cloud, server, req.ctx, 'createBackup', body['name'],
+        body.get('metadata'), (body['backup_type'], rotation))
+    return _image_reply(cloud, req, image)
+
+
+def _power(on):
+    name = 'start' if on else 'stop'
+
+    def handler(cloud, req, server, body):
+        states = ('stopped',) if on else ('active', 'error')
+        error = _check_state(name, server, states)
+        if error:
+            return error
+        action = tasks.record_action(cloud, server, name, req.ctx)
+        tasks.add_event(action, 'compute_%s_instance' % name)
+        tasks.power(cloud, server, on)
+        return rest.Response(202)
+    return handler
+
+
+def reset_state(cloud, req, server, body):
+    if not req.ctx['is_admin']:
+        return rest.error(403, 'forbidden', "Policy doesn't allow "
+                          'os_compute_api:os-admin-actions:reset_state to '
+                          'be performed.')
+    state = (body or {}).get('state') if isinstance(body, dict) else None
+    if state not in ('active', 'error'):
+        return _bad('os-resetState/state', state,
+                    "%r is not one of ['active', 'error']" % state)
+    cloud.update_server(server, vm_state=state, task_state=None)
+    return rest.Response(202)
+
+
+def _lock(locked):
+    def handler(cloud, req, server, body):
+        reason = (body or {}).get('locked_reason') if isinstance(
+            body, dict) else None
+        server['locked'] = locked
+        server['locked_reason'] = reason if locked else None
+        tasks.record_action(cloud, server, 'lock' if locked else 'unlock',
+                            req.ctx)
+        return rest.Response(202)
+    return handler
+
+
+ACTIONS = {
+    'createImage': create_image,
+    'createBackup': create_backup,
+    'os-stop': _power(False),
+    'os-start': _power(True),
+    'os-resetState': reset_state,
+    'lock': _lock(True),
+    'unlock': _lock(False),
+}
+
+
+def action(cloud, req):
+    data = req.json()
+    if not isinstance(data, dict) or len(data) != 1:
+        return rest.error(400, 'badRequest', 'Malformed request body')
+    name, body = next(iter(data.items()))
+    handler = ACTIONS.get(name)
+    if handler is None:
+        return rest.error(400, 'badRequest',
+                          'There is no such action: %s' % name)
+    with cloud.lock:
+        server = cloud.visible_server(req.params['id'], req.ctx, False)
+        if server is None:
+            return rest.error(404, 'itemNotFound', 'Instance %s could not '
+                              'be found.' % req.params['id'])
+        return handler(cloud, req, server, body)
+
+
+def _time(value):
+    return value and cloud_mod.isotime(value, micro=True, zulu=False)
+
+
+def _action_view(entry, mv):
+    body = {k: entry[k] for k in ('action', 'instance_uuid', 'request_id',
+                                  'user_id', 'project_id', 'message')}
+    body['start_time'] = _time(entry['start_time'])
+    if mv >= (2, 58):
+        body['updated_at'] = _time(entry['updated_at'])
+    return body
+
+
+def _event_view(event, entry, mv, ctx):
+    body = {'event': event['event'], 'result': event['result'],
+            'start_time': _time(event['start_time']),
+            'finish_time': _time(event['finish_time'])}
+    if ctx['is_admin'] or mv < (2, 51):
+        body['traceback'] = event['traceback']
+    if mv >= (2, 62):
+        body['hostId'] = hashlib.sha224(
+            (entry['project_id'] + event['host']).encode()).hexdigest()
+        if ctx['is_admin']:
+            body['host'] = event['host']
+    if mv >= (2, 84):
+        body['details'] = event['details']
+    return body
+
+
+def _server_for_actions(cloud, req):
+    return cloud.visible_server(req.params['id'], req.ctx,
+                                req.microversion >= (2, 21))
+
+
+def list_actions(cloud, req):
+    with cloud.lock:
+        server = _server_for_actions(cloud, req)
+        if server is None:
+            return rest.error(404, 'itemNotFound', 'Instance %s could not '
+                              'be found.' % req.params['id'])
+        entries = sorted(cloud.actions.get(server['id'], []),
+                         key=lambda e: e['start_time'], reverse=True)
+        return rest.Response(200, {'instanceActions': [
+            _action_view(e, req.microversion) for e in entries]})
+
+
+def show_action(cloud, req):
+    with cloud.lock:
+        server = _server_for_actions(cloud, req)
+        if server is None:
+            return rest.error(404, 'itemNotFound', 'Instance %s could not '
+                              'be found.' % req.params['id'])
+        for entry in cloud.actions.get(server['id'], []):
+            if entry['request_id'] == req.params['req_id']:
+                body = _action_view(entry, req.microversion)
+                body['events'] = [
+                    _event_view(e, entry, req.microversion, req.ctx)
+                    for e in entry['events']]
+                return rest.Response(200, {'instanceAction': body})
+    return rest.error(404, 'itemNotFound', 'Action %s could not be found.'
+                      % req.params['req_id'])

@@ -1,0 +1,210 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""The state of the simulated cloud: users, tokens, servers and images."""
+
+import datetime
+import secrets
+import threading
+import time
+import uuid
+
+from osc_snapphase.simulator import scheduler
+
+DEFAULT_DURATIONS = {
+    'build': 0.3,
+    'delete': 0.2,
+    'power': 0.2,
+    'pending': 0.2,
+    'snapshot': 2.0,
+    'backup': 2.0,
+    'pending_upload': 1.0,
+    'uploading': 10.0,
+    'volume_snapshot': 0.5,
+    'deleted_retention': 300.0,
+}
+REGION = 'RegionOne'
+DOMAIN = {'id': 'default', 'name': 'Default'}
+
+# vm_state -> status, with the task states that override it (as Nova does).
+_STATUS = {
+    'active': 'ACTIVE', 'building': 'BUILD', 'stopped': 'SHUTOFF',
+    'paused': 'PAUSED', 'suspended': 'SUSPENDED', 'error': 'ERROR',
+    'deleted': 'DELETED', 'soft-delete': 'SOFT_DELETED',
+    'shelved': 'SHELVED', 'shelved_offloaded': 'SHELVED_OFFLOADED',
+    'rescued': 'RESCUE', 'resized': 'VERIFY_RESIZE',
+}
+_TASK_STATUS = {
+    'rebooting': 'REBOOT', 'reboot_pending': 'REBOOT',
+    'reboot_started': 'REBOOT', 'rebooting_hard': 'HARD_REBOOT',
+    'rebuilding': 'REBUILD', 'migrating': 'MIGRATING',
+    'resize_prep': 'RESIZE', 'resize_migrating': 'RESIZE',
+    'resize_migrated': 'RESIZE', 'resize_finish': 'RESIZE',
+    'password': 'PASSWORD',
+}
+
+
+def isotime(ts, micro=False, zulu=True):
+    """Format a time.time() value the way the OpenStack APIs do."""
+    dt = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    text = dt.strftime('%Y-%m-%dT%H:%M:%S.%f' if micro
+                       else '%Y-%m-%dT%H:%M:%S')
+    return text + ('Z' if zulu else '')
+
+
+def parse_isotime(text):
+    """Parse an ISO 8601 time into a time.time() value, or raise ValueError."""
+    text = text.strip().replace(' ', '+')
+    if text.endswith('Z'):
+        text = text[:-1] + '+00:00'
+    dt = datetime.datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt.timestamp()
+
+
+def new_id():
+    return str(uuid.uuid4())
+
+
+def server_status(server):
+    """Return the API status of a server from its vm_state and task_state."""
+    vm_state = server['vm_state']
+    if vm_state in ('active', 'stopped'):
+        status = _TASK_STATUS.get(server['task_state'])
+        if status and (vm_state == 'active' or status != 'REBOOT'):
+            return status
+    return _STATUS.get(vm_state, 'UNKNOWN')
+
+
+class Cloud:
+    """All state of the simulator, guarded by one re-entrant lock."""
+
+    def __init__(self, host='127.0.0.1', port=0, durations=None,
+                 token_lifetime=3600.0, cloud_name='snapsim'):
+        self.lock = threading.RLock()
+        self.timers = scheduler.Scheduler()
+        self.host = host
+        self.port = port
+        self.cloud_name = cloud_name
+        self.durations = dict(DEFAULT_DURATIONS)
+        self.durations.update(durations or {})
+        self.config = {
+            'token_lifetime': float(token_lifetime),
+            'hide_ext_sts': False,
+            'old_nova_actions': False,
+        }
+        self.projects = {
+            'demo': {'id': uuid.uuid4().hex, 'name': 'demo'},
+            'admin': {'id': uuid.uuid4().hex, 'name': 'admin'},
+        }
+        self.users = {
+            'demo': {
+                'id': uuid.uuid4().hex, 'name': 'demo', 'project': 'demo',
+                'password': 'sim-secret-password-' + secrets.token_hex(8),
+                'roles': ['member', 'reader'],
+            },
+            'admin': {
+                'id': uuid.uuid4().hex, 'name': 'admin', 'project': 'admin',
+                'password': 'sim-secret-admin-password-'
+                + secrets.token_hex(8),
+                'roles': ['admin', 'member', 'reader'],
+            },
+        }
+        self.tokens = {}
+        self.servers = {}
+        self.images = {}
+        self.deleted_images = {}
+        self.flavors = {}
+        self.actions = {}
+        self.instance_faults = {}
+        self.ops = {}
+        self.op_faults = []
+        self.http_faults = []
+        self.log = []
+        self.requests = []
+        self.started = time.time()
+
+    @property
+    def base_url(self):
+        host = self.host
+        if ':' in host:
+            host = '[%s]' % host
+        return 'http://%s:%d' % (host, self.port)
+
+    def duration(self, name):
+        return max(0.0, float(self.durations.get(name, 0.0)))
+
+    def later(self, name_or_delay, func, *args):
+        """Run func(*args) under the lock after a named duration."""
+        if isinstance(name_or_delay, str):
+            delay = self.duration(name_or_delay)
+        else:
+            delay = name_or_delay
+
+        def locked():
+            with self.lock:
+                func(*args)
+        return self.timers.call_later(delay, locked)
+
+    def record(self, resource, rid, field, old, new):
+        self.log.append({
+            'seq': len(self.log) + 1, 'resource': resource, 'id': rid,
+            'field': field, 'old': old, 'new': new,
+            'time': time.time(), 'monotonic': time.monotonic(),
+        })
+
+    def update_server(self, server, **changes):
+        """Change server fields, logging every state and status change."""
+        old_status = server_status(server)
+        for field, value in changes.items():
+            old = server.get(field)
+            server[field] = value
+            if field in ('task_state', 'vm_state', 'power_state') and (
+                    old != value):
+                self.record('server', server['id'], field, old, value)
+        new_status = server_status(server)
+        if new_status != old_status:
+            self.record('server', server['id'], 'status', old_status,
+                        new_status)
+        server['updated'] = time.time()
+
+    def set_image_status(self, image, status):
+        old = image['status']
+        if old != status:
+            image['status'] = status
+            image['updated_at'] = time.time()
+            self.record('image', image['id'], 'status', old, status)
+
+    def delete_image(self, image_id):
+        image = self.images.pop(image_id, None)
+        if image is not None:
+            self.record('image', image_id, 'status', image['status'],
+                        'deleted')
+            image['status'] = 'deleted'
+            image['deleted_at'] = time.time()
+            self.deleted_images[image_id] = image
+        return image
+
+    def visible_server(self, server_id, ctx, allow_deleted=None):
+        """Return the server if the caller may see it, else None."""
+        server = self.servers.get(server_id)
+        if server is None:
+            return None
+        if not ctx['is_admin'] and server['project_id'] != ctx['project_id']:
+            return None
+        if server['vm_state'] == 'deleted':
+            if allow_deleted is None:
+                allow_deleted = ctx['is_admin']
+            if not allow_deleted:
+                return None
+        return server

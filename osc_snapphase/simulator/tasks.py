@@ -1,0 +1,358 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""Timer-driven Nova task states: build, delete, power and snapshots."""
+
+import json
+import time
+import uuid
+
+from osc_snapphase.simulator import cloud as cloud_mod
+from osc_snapphase.simulator import glance
+
+IMAGE_PHASES = (
+    ('pending', 'image_snapshot_pending'),
+    ('snapshot', 'image_snapshot'),
+    ('pending_upload', 'image_pending_upload'),
+    ('uploading', 'image_uploading'),
+)
+BACKUP_PHASES = (
+    ('backup', 'image_backup'),
+    ('pending_upload', 'image_pending_upload'),
+    ('uploading', 'image_uploading'),
+)
+PHASE_NAMES = ('pending', 'snapshot', 'backup', 'pending_upload', 'uploading')
+FAULT_KINDS = ('driver_error', 'image_deleted', 'stuck', 'stuck_saving',
+               'server_deleted', 'vm_error')
+TRACEBACK = ('Traceback (most recent call last):\n'
+             '  File "/opt/stack/nova/nova/compute/manager.py", line 4511, '
+             'in snapshot_instance\n'
+             'nova.exception.InstanceFaultRollback: %s\n')
+
+
+def new_server(cloud, project, user, name, flavor_id='1', image_id=None,
+               volume_backed=False):
+    """Create a server record in the building state and return it."""
+    now = time.time()
+    sid = cloud_mod.new_id()
+    server = {
+        'id': sid, 'name': name, 'project_id': project['id'],
+        'user_id': user['id'], 'vm_state': 'building',
+        'task_state': 'scheduling', 'power_state': 0, 'progress': 0,
+        'created': now, 'updated': now, 'launched_at': None,
+        'terminated_at': None, 'deleted_at': None,
+        'image_id': None if volume_backed else image_id,
+        'flavor_id': flavor_id, 'metadata': {},
+        'volume_backed': bool(volume_backed),
+        'volumes': [cloud_mod.new_id()] if volume_backed else [],
+        'fault': None, 'locked': False, 'locked_reason': None, 'tags': [],
+        'key_name': None, 'availability_zone': 'nova',
+        'host': 'sim-compute-1', 'host_id': uuid.uuid4().hex * 2,
+        'instance_name': 'instance-%08x' % (len(cloud.servers) + 1),
+        'hostname': name.lower().replace('_', '-')[:63] or 'server',
+        'reservation_id': 'r-' + uuid.uuid4().hex[:8],
+        'description': None, 'addresses': {}, 'security_groups': [],
+        'image_base': image_id,
+    }
+    server['host_id'] = server['host_id'][:56]
+    cloud.servers[sid] = server
+    cloud.actions[sid] = []
+    for field in ('vm_state', 'task_state', 'power_state'):
+        cloud.record('server', sid, field, None, server[field])
+    cloud.record('server', sid, 'status', None, 'BUILD')
+    return server
+
+
+def record_action(cloud, server, action, ctx, request_id=None):
+    now = time.time()
+    entry = {
+        'action': action, 'instance_uuid': server['id'],
+        'request_id': request_id or 'req-' + cloud_mod.new_id(),
+        'user_id': ctx['user_id'], 'project_id': ctx['project_id'],
+        'start_time': now, 'updated_at': now, 'message': None,
+        'events': [],
+    }
+    cloud.actions.setdefault(server['id'], []).append(entry)
+    return entry
+
+
+def add_event(action, name, finished=True, result='Success'):
+    now = time.time()
+    event = {'event': name, 'start_time': now,
+             'finish_time': now + 0.004 if finished else None,
+             'result': result if finished else None, 'traceback': None,
+             'host': 'sim-compute-1', 'details': None}
+    action['events'].append(event)
+    action['updated_at'] = now
+    return event
+
+
+def finish_event(action, event, result='Success', traceback=None,
+                 details=None):
+    if event is None or event['finish_time'] is not None:
+        return
+    event.update(finish_time=time.time(), result=result,
+                 traceback=traceback, details=details)
+    action['updated_at'] = event['finish_time']
+    if result == 'Error':
+        action['message'] = 'Error'
+
+
+def build(cloud, server):
+    """Schedule BUILD/scheduling -> spawning -> ACTIVE."""
+    half = cloud.duration('build') / 2
+
+    def spawning():
+        if server['vm_state'] == 'building':
+            cloud.update_server(server, task_state='spawning')
+
+    def active():
+        if server['vm_state'] == 'building':
+            cloud.update_server(server, vm_state='active', task_state=None,
+                                power_state=1, launched_at=time.time())
+    cloud.later(half, spawning)
+    cloud.later(half * 2, active)
+
+
+def delete(cloud, server):
+    """Delete a server: task deleting, then DELETED, then purged."""
+    op = cloud.ops.pop(server['id'], None)
+    if op is not None:
+        op.stop()
+        cloud.delete_image(op.image_id)
+    cloud.update_server(server, task_state='deleting')
+
+    def gone():
+        now = time.time()
+        cloud.update_server(server, vm_state='deleted', task_state=None,
+                            power_state=0, terminated_at=now,
+                            deleted_at=now)
+        cloud.later('deleted_retention', purge)
+
+    def purge():
+        cloud.servers.pop(server['id'], None)
+    cloud.later('delete', gone)
+
+
+def power(cloud, server, on):
+    cloud.update_server(server, task_state='powering-on' if on
+                        else 'powering-off')
+
+    def done():
+        if server['vm_state'] == 'deleted' or server['task_state'] not in (
+                'powering-on', 'powering-off'):
+            return
+        cloud.update_server(server, vm_state='active' if on else 'stopped',
+                            power_state=1 if on else 4, task_state=None)
+    cloud.later('power', done)
+
+
+class Operation:
+    """One running createImage or createBackup on one server."""
+
+    def __init__(self, kind, server_id, image_id, action, backup=None):
+        self.kind = kind
+        self.phases = BACKUP_PHASES if kind == 'createBackup' else (
+            IMAGE_PHASES)
+        self.server_id = server_id
+        self.image_id = image_id
+        self.action = action
+        self.backup = backup
+        self.index = 0
+        self.timer = None
+        self.event = None
+        self.done = False
+
+    @property
+    def phase(self):
+        return self.phases[self.index][0]
+
+    def stop(self):
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def snapshot_properties(cloud, server, ctx, kind, metadata, backup):
+    base = cloud.images.get(server['image_base'] or '') or {}
+    props = {k: v for k, v in base.get('properties', {}).items()
+             if k.startswith(('hw_', 'os_')) and k != 'os_hidden'}
+    props.update({
+        'instance_uuid': server['id'],
+        'image_type': 'backup' if kind == 'createBackup' else 'snapshot',
+        'base_image_ref': server['image_base'] or '',
+        'user_id': ctx['user_id'], 'owner_user_name': ctx['user_name'],
+        'owner_project_name': ctx['project_name'],
+        'image_location': 'snapshot', 'image_state': 'available',
+        'boot_roles': ','.join(ctx['roles']),
+    })
+    if backup:
+        props['backup_type'] = backup[0]
+    props.update({k: str(v) for k, v in (metadata or {}).items()})
+    return props
+
+
+def start_snapshot(cloud, server, ctx, kind, name, metadata, backup=None):
+    """Create the image and start the phases; return (image, action)."""
+    props = snapshot_properties(cloud, server, ctx, kind, metadata, backup)
+    flavor = cloud.flavors[server['flavor_id']]
+    action = record_action(cloud, server, kind, ctx)
+    if server['volume_backed']:
+        props.update({
+            'block_device_mapping': json.dumps([{
+                'source_type': 'snapshot', 'destination_type': 'volume',
+                'boot_index': 0, 'delete_on_termination': False,
+                'snapshot_id': cloud_mod.new_id(), 'device_name': '/dev/vda',
+                'volume_size': flavor['disk'], 'disk_bus': 'virtio',
+                'device_type': 'disk', 'volume_id': None}]),
+            'root_device_name': '/dev/vda', 'bdm_v2': 'True'})
+        image = glance.new_image(cloud, server['project_id'], name,
+                                 properties=props, min_disk=flavor['disk'],
+                                 disk_format=None, container_format=None)
+        cloud.later('volume_snapshot', _volume_done, cloud, image['id'])
+        return image, action
+    image = glance.new_image(cloud, server['project_id'], name,
+                             properties=props, min_disk=flavor['disk'])
+    op = Operation(kind, server['id'], image['id'], action, backup)
+    cloud.ops[server['id']] = op
+    cloud.update_server(server, task_state=op.phases[0][1])
+    name = 'compute_backup_instance' if backup else (
+        'compute_snapshot_instance')
+    if cloud.config['old_nova_actions']:
+        op.event = add_event(action, name, finished=False)
+    else:
+        add_event(action, name)
+    _enter(cloud, op)
+    return image, action
+
+
+def _volume_done(cloud, image_id):
+    image = cloud.images.get(image_id)
+    if image is not None and image['status'] == 'queued':
+        glance.finish_upload(cloud, image, size=0)
+
+
+def _take_fault(cloud, op, server):
+    for rule in cloud.op_faults:
+        if rule['phase'] != op.phase or rule.get('count') == 0:
+            continue
+        if rule.get('operation', 'any') not in ('any', op.kind):
+            continue
+        if rule.get('server') not in (None, server['id'], server['name']):
+            continue
+        if rule.get('count') is not None:
+            rule['count'] -= 1
+        rule['fired'] = rule.get('fired', 0) + 1
+        return rule
+    return None
+
+
+def _enter(cloud, op):
+    server = cloud.servers[op.server_id]
+    phase, state = op.phases[op.index]
+    if op.index > 0:
+        cloud.update_server(server, task_state=state)
+    image = cloud.images.get(op.image_id)
+    if phase == 'uploading' and image is not None:
+        cloud.set_image_status(image, 'saving')
+    delay = cloud.duration(phase)
+    rule = _take_fault(cloud, op, server)
+    if rule is not None:
+        op.timer = cloud.later(delay * float(rule.get('at', 0.5)), _fault,
+                               cloud, op, rule)
+    else:
+        op.timer = cloud.later(delay, _advance, cloud, op)
+
+
+def _end(cloud, op, server, result='Success', message=None):
+    op.done = True
+    if cloud.ops.get(op.server_id) is op:
+        del cloud.ops[op.server_id]
+    if message:
+        server['fault'] = {'code': 500, 'message': message,
+                           'created': time.time(),
+                           'details': TRACEBACK % message}
+    finish_event(op.action, op.event, result,
+                 TRACEBACK % message if message else None,
+                 message)
+
+
+def _advance(cloud, op):
+    if op.done:
+        return
+    server = cloud.servers[op.server_id]
+    image = cloud.images.get(op.image_id)
+    if image is None:
+        cloud.update_server(server, task_state=None)
+        _end(cloud, op, server, 'Error',
+             'Image %s could not be found.' % op.image_id)
+        return
+    if op.index + 1 < len(op.phases):
+        op.index += 1
+        _enter(cloud, op)
+        return
+    glance.finish_upload(cloud, image)
+    if op.backup:
+        _rotate(cloud, server, op.backup)
+    cloud.update_server(server, task_state=None)
+    _end(cloud, op, server)
+
+
+def _rotate(cloud, server, backup):
+    backup_type, rotation = backup
+    backups = sorted(
+        (i for i in cloud.images.values()
+         if i['properties'].get('instance_uuid') == server['id']
+         and i['properties'].get('image_type') == 'backup'
+         and i['properties'].get('backup_type') == backup_type),
+        key=lambda i: i['created_at'], reverse=True)
+    for image in backups[rotation:]:
+        cloud.delete_image(image['id'])
+
+
+def _fault(cloud, op, rule):
+    if op.done:
+        return
+    server = cloud.servers[op.server_id]
+    kind = rule['kind']
+    state = server['task_state']
+    message = rule.get('message') or (
+        'Simulated %s during %s' % (kind, state))
+    if kind == 'server_deleted':
+        record_action(cloud, server, 'delete', {
+            'user_id': server['user_id'], 'project_id': server['project_id']})
+        delete(cloud, server)
+        return
+    if kind == 'stuck_saving':
+        image = cloud.images.get(op.image_id)
+        if image is not None:
+            cloud.set_image_status(image, 'saving')
+        _end(cloud, op, server)
+        return
+    if kind in ('driver_error', 'vm_error') and rule.get(
+            'image') == 'killed':
+        image = cloud.images.get(op.image_id)
+        if image is not None:
+            cloud.set_image_status(image, 'killed')
+    else:
+        cloud.delete_image(op.image_id)
+    if kind == 'stuck':
+        _end(cloud, op, server, 'Error', 'Instance %s is not running.'
+             % server['id'])
+        return
+    if kind == 'vm_error':
+        cloud.update_server(server, vm_state='error', task_state=None)
+    else:
+        cloud.update_server(server, task_state=None)
+    if kind == 'image_deleted':
+        message = 'Image %s could not be found.' % op.image_id
+    _end(cloud, op, server, 'Error', message)
