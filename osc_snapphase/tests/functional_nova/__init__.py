@@ -22,3 +22,8 @@ set here, before any module of this package imports nova.
 import os
 
 os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
+
+# As nova's own functional tests do: choose the concurrency mode (and poison
+# eventlet imports in native-thread mode) before anything imports futurist
+# or oslo.service.
+import nova.tests.functional  # noqa: E402,F401

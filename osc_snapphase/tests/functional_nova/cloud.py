@@ -72,7 +72,10 @@ from nova.tests.functional import integrated_helpers  # noqa: E402
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
-DRIVER = 'osc_snapphase.tests.functional_nova.driver.SnapshotPhaseDriver'
+# nova loads compute_driver as 'nova.virt.' + the option value, so the fake
+# driver module is registered under that namespace while the cloud runs.
+DRIVER_MODULE = 'nova.virt.snapphase_fake'
+DRIVER = 'snapphase_fake.SnapshotPhaseDriver'
 PASSWORD = 'secret'
 REGION = 'RegionOne'
 MICROVERSION = '2.96'
@@ -542,6 +545,8 @@ class _NovaHarness(integrated_helpers._IntegratedTestBase):
         warnings.filterwarnings('ignore',
                                 category=sqla_exc.SADeprecationWarning)
         warnings.filterwarnings('ignore', category=sqla_exc.SAWarning)
+        sys.modules[DRIVER_MODULE] = driver
+        self.addCleanup(sys.modules.pop, DRIVER_MODULE, None)
         self.flags(compute_driver=DRIVER)
         self.flags(response_validation='warn', group='api')
         self.flags(api_paste_config=_paste_config(), group='wsgi')
