@@ -96,6 +96,14 @@ def _value(image, key):
     return image['properties'].get(key)
 
 
+def _matches(value, wanted):
+    """Compare like Glance filters do, including the in: operator."""
+    choices = wanted[3:].split(',') if wanted.startswith('in:') else [wanted]
+    if isinstance(value, bool):
+        value = str(value).lower()
+    return any(str(value) == choice for choice in choices)
+
+
 def _sort_keys(req):
     keys = []
     for item in req.query.get('sort', []):
@@ -137,9 +145,7 @@ def list_images(cloud, req):
         images = [i for i in cloud.images.values()
                   if _visible(i, ctx, visibility)]
         for key, wanted in filters.items():
-            images = [i for i in images
-                      if str(_value(i, key)).lower() == wanted.lower()
-                      or _value(i, key) == wanted]
+            images = [i for i in images if _matches(_value(i, key), wanted)]
         images = _sorted(images, _sort_keys(req))
         marker = req.arg('marker')
         if marker:

@@ -1,0 +1,143 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""A tiny urllib client of the simulator's /_sim control endpoint."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+
+class ControlError(Exception):
+    """The control endpoint answered with an error."""
+
+    def __init__(self, status, body):
+        super().__init__('%s: %s' % (status, body))
+        self.status = status
+        self.body = body
+
+
+class ControlClient:
+    """Call the control endpoint, e.g. http://127.0.0.1:PORT/_sim."""
+
+    def __init__(self, control_url, timeout=10.0):
+        self.url = control_url.rstrip('/')
+        self.timeout = timeout
+
+    def _call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={'Content-Type': 'application/json'})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read().decode() or 'null')
+        except urllib.error.HTTPError as exc:
+            raise ControlError(exc.code, exc.read().decode())
+
+    def state(self):
+        return self._call('GET', '/state')
+
+    def create_server(self, name='sim', **fields):
+        """Create one server at once (active unless told otherwise)."""
+        fields['name'] = name
+        return self._call('POST', '/servers', fields)['server']
+
+    def create_servers(self, count, prefix='w', **fields):
+        fields.update(count=count, prefix=prefix)
+        return self._call('POST', '/servers', fields)['servers']
+
+    def set_server_state(self, server_id, **fields):
+        return self._call('POST', '/servers/%s/state' % server_id,
+                          fields)['server']
+
+    def server(self, server_id):
+        for server in self.state()['servers']:
+            if server['id'] == server_id:
+                return server
+        return None
+
+    def image(self, image_id):
+        for image in self.state()['images']:
+            if image['id'] == image_id:
+                return image
+        return None
+
+    def delete_server(self, server_id):
+        return self._call('POST', '/servers/%s/delete' % server_id, {})
+
+    def delete_image(self, image_id):
+        return self._call('POST', '/images/%s/delete' % image_id, {})
+
+    def configure(self, durations=None, **flags):
+        """Set durations, token_lifetime, hide_ext_sts, old_nova_actions."""
+        if durations:
+            flags['durations'] = durations
+        return self._call('POST', '/config', flags)
+
+    def add_fault(self, phase, kind, operation='any', count=1, **extra):
+        """Add an operation fault, e.g. ('uploading', 'driver_error')."""
+        extra.update(phase=phase, kind=kind, operation=operation,
+                     count=count)
+        return self._call('POST', '/faults', {'operation_faults': [extra]})
+
+    def add_http_fault(self, kind, count=1, **rule):
+        """Add an HTTP fault, e.g. ('status', code=503, endpoint=...)."""
+        rule.update(kind=kind, count=count)
+        return self._call('POST', '/faults', {'http_faults': [rule]})
+
+    def clear_faults(self):
+        return self._call('DELETE', '/faults')
+
+    def revoke_tokens(self):
+        return self._call('POST', '/tokens/revoke', {})['revoked']
+
+    def log(self, since=0, resource_id=None):
+        query = '?since=%d' % since
+        if resource_id:
+            query += '&id=%s' % resource_id
+        return self._call('GET', '/log' + query)['log']
+
+    def requests(self):
+        return self._call('GET', '/requests')
+
+    def request_counts(self):
+        return self.requests()['counts']
+
+    def reset_requests(self):
+        return self._call('POST', '/requests/reset', {})
+
+    def secrets(self):
+        return self._call('GET', '/secrets')
+
+    def secret_values(self):
+        """Every password and token the simulator knows, for leak checks."""
+        data = self.secrets()
+        return data['passwords'] + data['tokens']
+
+    def wait_for(self, predicate, timeout=10.0, interval=0.02):
+        """Poll state() until predicate(state) is true; return the state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if predicate(state):
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError('simulator state condition not met')
+            time.sleep(interval)
+
+    def wait_task_state(self, server_id, task_state, timeout=10.0):
+        return self.wait_for(
+            lambda s: any(v['id'] == server_id
+                          and v['OS-EXT-STS:task_state'] == task_state
+                          for v in s['servers']), timeout)
