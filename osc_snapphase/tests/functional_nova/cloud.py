@@ -63,6 +63,7 @@ from osc_snapphase.tests.functional_nova import driver
 
 from nova.api.openstack import wsgi_app  # noqa: E402
 from nova.api import wsgi as nova_wsgi  # noqa: E402
+from nova.compute import manager as compute_manager  # noqa: E402
 import nova.conf  # noqa: E402
 from nova import context as nova_context  # noqa: E402
 from nova import exception as nova_exception  # noqa: E402
@@ -426,8 +427,8 @@ class GlanceAPI(object):
             'disk_format': image.get('disk_format'),
             'size': image.get('size'),
             'virtual_size': None,
-            'min_disk': image.get('min_disk') or 0,
-            'min_ram': image.get('min_ram') or 0,
+            'min_disk': int(image.get('min_disk') or 0),
+            'min_ram': int(image.get('min_ram') or 0),
             'protected': bool(image.get('protected')),
             'tags': list(image.get('tags') or []),
             'checksum': None,
@@ -548,6 +549,11 @@ class _NovaHarness(integrated_helpers._IntegratedTestBase):
         sys.modules[DRIVER_MODULE] = driver
         self.addCleanup(sys.modules.pop, DRIVER_MODULE, None)
         self.flags(compute_driver=DRIVER)
+        for method in ('snapshot_instance', 'backup_instance'):
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.compute.manager.ComputeManager.' + method,
+                driver.wrap_compute_method(
+                    getattr(compute_manager.ComputeManager, method))))
         self.flags(response_validation='warn', group='api')
         self.flags(api_paste_config=_paste_config(), group='wsgi')
         self.conductor = self.start_service('conductor')
@@ -611,6 +617,9 @@ class NovaCloud(fixtures.Fixture):
         self.keystone.url = self.keystone_http.url
         self.auth_url = self.keystone.url + '/v3'
 
+        # Swallow what nova logs while it shuts down, after its own
+        # StandardLogging fixture is gone.
+        self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
         self.harness = _NovaHarness(self)
         self.addCleanup(self.harness.run_cleanups)
         self.harness.setUp()

@@ -19,7 +19,10 @@
 Glance with ``status: active``.  The compute manager has set
 ``image_snapshot`` (or ``image_backup``) before the driver is called and sets
 ``None`` after it returns, so the driver spends its "snapshot" phase before
-the first ``update_task_state`` call.
+the first ``update_task_state`` call.  The ``pending`` phase runs before the
+compute manager's ``snapshot_instance`` / ``backup_instance`` (see
+:func:`wrap_compute_method`), while the API's ``image_snapshot_pending``
+(or ``image_backup``) is the task state.
 
 What happens in each phase is decided by a :class:`SnapshotPlan` that the
 test registers with :func:`set_plan` (per server name or uuid, or as the
@@ -29,6 +32,7 @@ releases it, raise a driver error, delete the image in Glance, or raise
 state).
 """
 
+import functools
 import io
 import threading
 
@@ -38,8 +42,9 @@ from nova.image import glance
 from nova.virt import fake
 
 #: The driver phases, in order, with the task state Nova shows in each.
-PHASES = ('snapshot', 'pending_upload', 'upload')
+PHASES = ('pending', 'snapshot', 'pending_upload', 'upload')
 PHASE_TASK_STATES = {
+    'pending': (task_states.IMAGE_SNAPSHOT_PENDING, task_states.IMAGE_BACKUP),
     'snapshot': (task_states.IMAGE_SNAPSHOT, task_states.IMAGE_BACKUP),
     'pending_upload': (task_states.IMAGE_PENDING_UPLOAD,),
     'upload': (task_states.IMAGE_UPLOADING,),
@@ -76,6 +81,8 @@ class SnapshotPlan(object):
                 hold) + list(sleeps or {}):
             if name is not None and name not in PHASES:
                 raise ValueError('unknown phase %r' % name)
+        if 'pending' in (fail_in, delete_image_in, not_running_in):
+            raise ValueError('the pending phase can only sleep or hold')
         self.sleeps = dict.fromkeys(PHASES, 0.0)
         self.sleeps.update(sleeps or {})
         self.fail_in = fail_in
@@ -128,6 +135,37 @@ def abort_all():
 def reset():
     _ABORT.clear()
     clear_plans()
+
+
+def wrap_compute_method(method):
+    """Run the ``pending`` phase of the plan before a manager method.
+
+    Nova's API has set ``image_snapshot_pending`` (createImage) or
+    ``image_backup`` (createBackup) when the RPC cast reaches the compute
+    manager; holding here keeps the server in that state, as a busy compute
+    service does.
+    """
+    @functools.wraps(method)
+    def wrapper(self, context, *args, **kwargs):
+        instance = kwargs.get('instance')
+        if instance is not None:
+            plan = _plan_for(instance)
+            plan.entered['pending'].set()
+            _wait(plan, 'pending')
+        return method(self, context, *args, **kwargs)
+    return wrapper
+
+
+def _wait(plan, phase):
+    gate = plan.gates.get(phase)
+    if gate is not None:
+        deadline = HOLD_TIMEOUT
+        while not gate.wait(0.05) and not _ABORT.is_set():
+            deadline -= 0.05
+            if deadline <= 0:
+                break
+    if plan.sleeps[phase]:
+        _ABORT.wait(plan.sleeps[phase])
 
 
 def _plan_for(instance):
@@ -199,15 +237,7 @@ class SnapshotPhaseDriver(fake.MediumFakeDriver):
         plan.entered[phase].set()
         if plan.delete_image_in == phase:
             glance.API().delete(context, image_id)
-        gate = plan.gates.get(phase)
-        if gate is not None:
-            deadline = HOLD_TIMEOUT
-            while not gate.wait(0.05) and not _ABORT.is_set():
-                deadline -= 0.05
-                if deadline <= 0:
-                    break
-        if plan.sleeps[phase]:
-            _ABORT.wait(plan.sleeps[phase])
+        _wait(plan, phase)
         if instance.uuid not in self.instances:
             # The guest went away underneath (server deleted): libvirt
             # raises InstanceNotFound from VIR_ERR_NO_DOMAIN.

@@ -1,0 +1,212 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""The fixture proven with core ``openstack`` commands against real Nova.
+
+These pin what nova 34 really does during ``createImage`` and
+``createBackup``; the osc-snapphase commands rely on exactly this.
+"""
+
+import time
+
+from osc_snapphase.tests.functional_nova import base
+from osc_snapphase.tests.functional_nova import driver
+
+ORDER = ['image_snapshot_pending', 'image_snapshot', 'image_pending_upload',
+         'image_uploading', None]
+
+
+class TestCoreCommands(base.NovaTestCase):
+
+    def test_server_create_wait(self):
+        server = self.openstack_json(
+            'server', 'create', '--flavor', base.FLAVOR, '--image',
+            base.IMAGE_ID, '--nic', 'none', 'vm1', '--wait')
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual('active', server['OS-EXT-STS:vm_state'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        shown = self.openstack_json('server', 'show', 'vm1')
+        self.assertEqual(server['id'], shown['id'])
+        self.assertIn(shown['OS-EXT-STS:power_state'], (1, 'Running'))
+
+    def test_image_create_every_phase_held(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', hold=driver.PHASES)
+        image = self.openstack_json('server', 'image', 'create', 'vm1',
+                                    '--name', 'snap1')
+        self.assertEqual('queued', image['status'])
+        self.assertEqual(server_id, image['properties']['instance_uuid'])
+        self.assertEqual('snapshot', image['properties']['image_type'])
+        expected = [('pending', 'image_snapshot_pending', 'queued'),
+                    ('snapshot', 'image_snapshot', 'queued'),
+                    ('pending_upload', 'image_pending_upload', 'queued'),
+                    ('upload', 'image_uploading', 'saving')]
+        for phase, task_state, image_status in expected:
+            plan.wait_entered(phase)
+            shown = self.openstack_json('server', 'show', 'vm1')
+            self.assertEqual(task_state, shown['OS-EXT-STS:task_state'],
+                             phase)
+            self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
+            self.assertEqual('ACTIVE', shown['status'])
+            self.assertEqual(image_status, self.openstack_json(
+                'image', 'show', image['id'])['status'], phase)
+            plan.release(phase)
+        self.assertEqual('ok', plan.wait_done())
+        self.cloud.wait_task_state(server_id, None)
+        self.assertEqual('active', self.openstack_json(
+            'image', 'show', image['id'])['status'])
+
+    def test_image_create_sampled_with_slow_driver(self):
+        server_id = self.boot('vm1')
+        self.plan('vm1', sleeps={'snapshot': 3.0, 'pending_upload': 3.0,
+                                 'upload': 3.0})
+        self.openstack('server', 'image', 'create', 'vm1', '--name', 's')
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = self.openstack_json(
+                'server', 'show', 'vm1', '-c',
+                'OS-EXT-STS:task_state')['OS-EXT-STS:task_state']
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            if state is None:
+                break
+        self.assertIsNone(seen[-1], seen)
+        positions = [ORDER.index(s) for s in seen]
+        self.assertEqual(sorted(positions), positions, seen)
+        for state in ORDER[1:]:
+            self.assertIn(state, seen)
+        self.assertEqual(['active'], [
+            i['status'] for i in self.images_of(server_id)])
+
+    def test_backup_create(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', hold=('pending', 'snapshot', 'upload'))
+        image = self.openstack_json('server', 'backup', 'create', 'vm1',
+                                    '--name', 'bk1')
+        self.assertEqual('backup', image['properties']['image_type'])
+        for phase, task_state in (('pending', 'image_backup'),
+                                  ('snapshot', 'image_backup'),
+                                  ('upload', 'image_uploading')):
+            plan.wait_entered(phase)
+            self.assertEqual(task_state, self.openstack_json(
+                'server', 'show', 'vm1')['OS-EXT-STS:task_state'])
+            plan.release(phase)
+        self.assertEqual('ok', plan.wait_done())
+        self.cloud.wait_task_state(server_id, None)
+        self.assertEqual('active', self.openstack_json(
+            'image', 'show', image['id'])['status'])
+
+    def test_second_image_create_while_busy_is_409(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', hold=('upload',))
+        self.openstack('server', 'image', 'create', 'vm1', '--name', 'one')
+        plan.wait_entered('upload')
+        result = self.openstack('server', 'image', 'create', 'vm1',
+                                '--name', 'two', expect=1)
+        self.assertIn('ConflictException: 409', result.stderr)
+        self.assertIn("Cannot 'createImage' instance %s while it is in "
+                      "task_state image_uploading" % server_id,
+                      result.stderr)
+        result = self.openstack('server', 'backup', 'create', 'vm1',
+                                '--name', 'three', expect=1)
+        self.assertIn("Cannot 'createBackup' instance %s while it is in "
+                      "task_state image_uploading" % server_id,
+                      result.stderr)
+        self.assertEqual(['one'], [i['name']
+                                   for i in self.images_of(server_id)])
+        plan.release()
+        self.assertEqual('ok', plan.wait_done())
+        self.cloud.wait_task_state(server_id, None)
+
+    def test_driver_failure_in_upload_reverts_and_deletes_image(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', fail_in='upload')
+        image = self.openstack_json('server', 'image', 'create', 'vm1',
+                                    '--name', 'snap1')
+        self.assertIsInstance(plan.wait_done(), driver.InjectedFailure)
+        self.cloud.wait_task_state(server_id, None)
+        shown = self.openstack_json('server', 'show', 'vm1')
+        self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
+        self.assertEqual('ACTIVE', shown['status'])
+        self.assertIsNone(shown.get('fault'))
+        result = self.openstack('image', 'show', image['id'], expect=1)
+        self.assertIn('No Image found', result.stderr)
+        self.assertEqual([], self.images_of(server_id))
+        # nova 34 runs the snapshot as a separate task: the instance
+        # action's compute event ended Success before the failure.
+        action = self._action(server_id, 'createImage')
+        events = {e['event']: e['result'] for e in action['events']}
+        self.assertEqual('Success', events['compute_snapshot_instance'])
+
+    def _action(self, server_id, name):
+        for action in self.cloud.instance_actions(server_id):
+            if action['action'] == name:
+                resp = self.cloud.nova_get('/servers/%s/os-instance-actions/'
+                                           '%s' % (server_id,
+                                                   action['request_id']))
+                return resp.json()['instanceAction']
+        self.fail('no %s action' % name)
+
+    def test_image_deleted_during_snapshot(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', hold=('snapshot',))
+        image = self.openstack_json('server', 'image', 'create', 'vm1',
+                                    '--name', 'snap1')
+        plan.wait_entered('snapshot')
+        self.openstack('image', 'delete', image['id'])
+        plan.release()
+        plan.wait_done()
+        self.cloud.wait_task_state(server_id, None)
+        self.assertEqual('active', self.cloud.server(server_id)[
+            'OS-EXT-STS:vm_state'])
+        self.openstack('image', 'show', image['id'], expect=1)
+
+    def test_instance_not_running_in_upload_leaves_task_state_stuck(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', not_running_in='upload')
+        image = self.openstack_json('server', 'image', 'create', 'vm1',
+                                    '--name', 'snap1')
+        self.assertIsInstance(plan.wait_done(), driver.exception.
+                              InstanceNotRunning)
+        self.wait_for(lambda: not self.images_of(server_id),
+                      what='image deleted')
+        time.sleep(2)
+        shown = self.openstack_json('server', 'show', 'vm1')
+        self.assertEqual('image_uploading', shown['OS-EXT-STS:task_state'])
+        self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
+        self.openstack('image', 'show', image['id'], expect=1)
+        result = self.openstack('server', 'image', 'create', 'vm1',
+                                '--name', 'snap2', expect=1)
+        self.assertIn('task_state image_uploading', result.stderr)
+        # Only an admin reset clears it.
+        self.openstack('server', 'set', '--state', 'active',
+                       '--auto-approve', 'vm1')
+        self.cloud.wait_task_state(server_id, None)
+
+    def test_server_deleted_during_snapshot(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', hold=('upload',))
+        image = self.openstack_json('server', 'image', 'create', 'vm1',
+                                    '--name', 'snap1')
+        plan.wait_entered('upload')
+        self.openstack('server', 'delete', 'vm1')
+        self.wait_for(lambda: self.cloud.server(server_id) is None,
+                      what='server gone')
+        plan.release()
+        self.assertIsInstance(plan.wait_done(),
+                              driver.exception.InstanceNotFound)
+        self.wait_for(lambda: not self.images_of(server_id),
+                      what='image deleted')
+        result = self.openstack('server', 'show', server_id, expect=1)
+        self.assertIn('No Server found', result.stderr)
+        self.openstack('image', 'show', image['id'], expect=1)
