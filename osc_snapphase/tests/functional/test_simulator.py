@@ -1,0 +1,82 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""Drive the real openstack CLI against the simulator subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import testtools
+
+from osc_snapphase.simulator import fixture
+
+OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+
+
+class TestRealCliAgainstSimulator(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(OPENSTACK):
+            self.skipTest('no openstack executable next to %s'
+                          % sys.executable)
+        self.sim = self.useFixture(fixture.SimulatorFixture(durations={
+            'pending': 0.2, 'snapshot': 1.5, 'pending_upload': 0.5,
+            'uploading': 3}))
+
+    def openstack(self, *args, cloud='snapsim', fail_ok=False, env=None):
+        environ = {k: v for k, v in os.environ.items()
+                   if not k.startswith('OS_')}
+        environ.update(self.sim.cloud_env(cloud))
+        environ.update(env or {})
+        proc = subprocess.run([OPENSTACK] + list(args), env=environ,
+                              capture_output=True, text=True, timeout=60)
+        for secret in self.sim.control.secret_values():
+            self.assertNotIn(secret, proc.stdout + proc.stderr)
+        if not fail_ok and proc.returncode:
+            self.fail('openstack %s: rc=%d\n%s' % (
+                ' '.join(args), proc.returncode, proc.stderr))
+        return proc
+
+    def test_server_image_create_phases_and_conflict(self):
+        server = json.loads(self.openstack(
+            'server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros',
+            '--nic', 'none', '--wait', 'vm1', '-f', 'json').stdout)
+        self.assertEqual('ACTIVE', server['status'])
+        image = json.loads(self.openstack(
+            'server', 'image', 'create', 'vm1', '--name', 's1',
+            '-f', 'json').stdout)
+        self.assertEqual('queued', image['status'])
+        shown = json.loads(self.openstack(
+            'server', 'show', 'vm1', '-f', 'json').stdout)
+        self.assertIn(shown['OS-EXT-STS:task_state'], (
+            'image_snapshot', 'image_pending_upload', 'image_uploading'))
+        self.assertEqual(1, shown['OS-EXT-STS:power_state'])
+        second = self.openstack('server', 'image', 'create', 'vm1',
+                                '--name', 's2', fail_ok=True)
+        self.assertEqual(1, second.returncode)
+        self.assertIn("Cannot 'createImage' instance %s while it is in "
+                      'task_state image_' % server['id'], second.stderr)
+        self.sim.control.wait_for(lambda s: any(
+            i['id'] == image['id'] and i['status'] == 'active'
+            for i in s['images']), timeout=15)
+        counts = self.sim.control.request_counts()
+        self.assertEqual(2, counts[
+            'POST /compute/v2.1/servers/{id}/action'])
+
+    def test_wrong_password_is_a_clear_error(self):
+        proc = self.openstack('--os-password', 'wrong', 'server', 'list',
+                              fail_ok=True)
+        self.assertEqual(1, proc.returncode)
+        self.assertIn('requires authentication', proc.stderr)
