@@ -156,6 +156,14 @@ class NovaTestCase(testtools.TestCase):
         self.assertLess(resp.status_code, 300, resp.text)
         return resp.json() if resp.content else None
 
+    def wait_polled(self, server_id, polls=2, since=None, timeout=60.0):
+        """Wait until a CLI has fetched the server ``polls`` more times."""
+        since = time.monotonic() if since is None else since
+        path = '/v2.1/servers/%s' % server_id
+        self.wait_for(
+            lambda: self.cloud.nova_http.count('GET', path, since) >= polls,
+            timeout=timeout, what='%d polls of %s' % (polls, path))
+
     def plan(self, server=None, **kwargs):
         """Script the next snapshots of ``server`` (name or id)."""
         plan = driver.set_plan(driver.SnapshotPlan(**kwargs), server)

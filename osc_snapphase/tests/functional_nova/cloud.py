@@ -136,9 +136,20 @@ class HTTPService(object):
         self.server.name = name
         self.url = 'http://%s:%d' % (host, self.server.server_port)
         self.thread = None
+        #: (monotonic time, method, path, user agent) of every request
+        self.requests = []
 
     def _dispatch(self, environ, start_response):
+        self.requests.append((time.monotonic(), environ['REQUEST_METHOD'],
+                              environ.get('PATH_INFO', ''),
+                              environ.get('HTTP_USER_AGENT', '')))
         return self.app(environ, start_response)
+
+    def count(self, method, path, since=0.0, exclude_agent='python-requests'):
+        """Requests for ``path`` since a time, not from ``exclude_agent``."""
+        return sum(1 for t, m, p, agent in list(self.requests)
+                   if t >= since and m == method and p == path and
+                   not agent.startswith(exclude_agent))
 
     def start(self):
         self.thread = threading.Thread(
