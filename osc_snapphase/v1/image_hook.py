@@ -14,6 +14,7 @@
 server backup create``, as a cliff CommandHook."""
 
 import logging
+import time
 
 from cliff import hooks
 from osc_lib.cli import format_columns
@@ -45,6 +46,10 @@ EPILOG = (
 
 class WaitPhaseHook(hooks.CommandHook):
     """Add --wait-phase to server image create and server backup create."""
+
+    # Seams for tests: the clock and sleep given to the engine.
+    clock = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def get_parser(self, parser):
         parser.add_argument(
@@ -112,6 +117,7 @@ class WaitPhaseHook(hooks.CommandHook):
             condition=conditions.phase_over(phase),
             images=cloud.ImageLookup(app.client_manager.image),
             timeout=parsed_args.wait_phase_timeout,
+            clock=self.clock, sleep=self.sleep,
             notify=lambda message: app.stderr.write(message + '\n'),
             on_poll=lambda w: status.show(
                 report.progress(track, w.elapsed(), phase)))

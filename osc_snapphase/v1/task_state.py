@@ -16,6 +16,7 @@ watch``"""
 import argparse
 import json
 import logging
+import time
 
 from osc_lib.command import command
 from osc_lib import exceptions
@@ -136,6 +137,9 @@ class WatchTaskState(command.Lister):
     """
 
     _epilog = EXIT_CODES_HELP
+    # Seams for tests: the clock and sleep given to the engine.
+    clock = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -208,6 +212,7 @@ class WatchTaskState(command.Lister):
             timeout=parsed_args.timeout,
             stall_timeout=parsed_args.stall_timeout,
             interval=parsed_args.interval,
+            clock=self.clock, sleep=self.sleep,
             notify=self._notify)
         return WATCH_COLUMNS, self._rows()
 
