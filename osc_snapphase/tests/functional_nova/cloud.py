@@ -642,7 +642,8 @@ class NovaCloud(fixtures.Fixture):
         self.nova_http = HTTPService('nova', self.harness.api_app)
         self.nova_url = self.nova_http.url + '/v2.1'
         self.keystone.catalog = {'compute': self.nova_url,
-                                 'image': self.glance_url}
+                                 'image': self.glance_url,
+                                 'identity': self.auth_url}
         for service in (self.keystone_http, self.glance_http,
                         self.nova_http):
             service.start()

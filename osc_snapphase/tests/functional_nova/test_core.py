@@ -94,17 +94,44 @@ class TestCoreCommands(base.NovaTestCase):
         image = self.openstack_json('server', 'backup', 'create', 'vm1',
                                     '--name', 'bk1')
         self.assertEqual('backup', image['properties']['image_type'])
+        # The API sets image_backup itself: there is no *_pending state.
         for phase, task_state in (('pending', 'image_backup'),
                                   ('snapshot', 'image_backup'),
                                   ('upload', 'image_uploading')):
             plan.wait_entered(phase)
             self.assertEqual(task_state, self.openstack_json(
                 'server', 'show', 'vm1')['OS-EXT-STS:task_state'])
+            if phase == 'upload':
+                # Unlike createImage, nova 34 runs backup_instance inside
+                # the RPC handler: its event stays open until the end.
+                event = self._event(server_id, 'createBackup')
+                self.assertIsNone(event['result'])
+                self.assertIsNone(event['finish_time'])
             plan.release(phase)
         self.assertEqual('ok', plan.wait_done())
         self.cloud.wait_task_state(server_id, None)
         self.assertEqual('active', self.openstack_json(
             'image', 'show', image['id'])['status'])
+        self.wait_for(lambda: self._event(server_id, 'createBackup')[
+            'result'] == 'Success', what='backup event Success')
+
+    def test_backup_driver_failure_event_is_error(self):
+        server_id = self.boot('vm1')
+        plan = self.plan('vm1', fail_in='upload')
+        image = self.openstack_json('server', 'backup', 'create', 'vm1',
+                                    '--name', 'bk1')
+        self.assertIsInstance(plan.wait_done(), driver.InjectedFailure)
+        self.cloud.wait_task_state(server_id, None)
+        self.wait_for(lambda: self._event(server_id, 'createBackup')[
+            'result'] == 'Error', what='backup event Error')
+        self.assertEqual('Error', self._action(server_id,
+                                               'createBackup')['message'])
+        self.assertIn('InjectedFailure', self._event(
+            server_id, 'createBackup')['traceback'])
+        shown = self.openstack_json('server', 'show', 'vm1')
+        self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
+        self.assertIsNone(shown.get('fault'))
+        self.openstack('image', 'show', image['id'], expect=1)
 
     def test_second_image_create_while_busy_is_409(self):
         server_id = self.boot('vm1')
@@ -147,6 +174,11 @@ class TestCoreCommands(base.NovaTestCase):
         action = self._action(server_id, 'createImage')
         events = {e['event']: e['result'] for e in action['events']}
         self.assertEqual('Success', events['compute_snapshot_instance'])
+        self.assertIsNone(action['message'])
+
+    def _event(self, server_id, name):
+        (event,) = self._action(server_id, name)['events']
+        return event
 
     def _action(self, server_id, name):
         for action in self.cloud.instance_actions(server_id):
@@ -202,11 +234,20 @@ class TestCoreCommands(base.NovaTestCase):
         self.openstack('server', 'delete', 'vm1')
         self.wait_for(lambda: self.cloud.server(server_id) is None,
                       what='server gone')
+        # The image outlives the server until the snapshot task notices.
+        self.assertEqual([('snap1', 'saving')], [
+            (i['name'], i['status']) for i in self.images_of(server_id)])
         plan.release()
         self.assertIsInstance(plan.wait_done(),
                               driver.exception.InstanceNotFound)
         self.wait_for(lambda: not self.images_of(server_id),
                       what='image deleted')
+        # Not even an admin gets a deleted server from GET /servers/{id};
+        # only the admin list with deleted=True shows it as DELETED.
         result = self.openstack('server', 'show', server_id, expect=1)
         self.assertIn('No Server found', result.stderr)
         self.openstack('image', 'show', image['id'], expect=1)
+        listed = self.openstack_json('server', 'list', '--deleted',
+                                     '--all-projects')
+        self.assertEqual([(server_id, 'DELETED')], [
+            (s['ID'], s['Status']) for s in listed])

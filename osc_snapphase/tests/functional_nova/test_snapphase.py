@@ -254,6 +254,16 @@ class TestWaitPhase(base.SnapphaseTestCase):
         self.assertEqual([], self.images_of(server_id))
         self.cloud.wait_task_state(server_id, None)
 
+    def test_instance_not_running_stuck_task_state_exit_3(self):
+        # The task state stays image_uploading, the image is gone (404).
+        server_id = self.boot('vm1')
+        self.plan('vm1', not_running_in='upload', sleeps={'upload': 0.5})
+        result = self.openstack(*IMAGE_CREATE, 'vm1', '--name', 's1',
+                                '--wait-phase', 'upload',
+                                '--wait-phase-timeout', '90', expect=3)
+        self.assertIn('gone', result.stderr)
+        self.assertEqual('image_uploading', self.cloud.task_state(server_id))
+
     def test_server_deleted_exit_3(self):
         server_id = self.boot('vm1')
         plan = self.plan('vm1', hold=('upload',))
