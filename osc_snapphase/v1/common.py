@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import math
 import os
+import select
 import signal
 import sys
 
@@ -125,6 +126,22 @@ def is_terminal(stream):
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def reader_gone(stream):
+    """Whether stream is a pipe whose reading end was closed.
+
+    Lets a watch that prints nothing for a while (an idle server) notice
+    ``| head -n 1`` having exited, without writing anything.
+    """
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), 0)
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP)
+               for _fd, mask in events)
 
 
 def quiet_broken_pipe():

@@ -213,8 +213,13 @@ class WatchTaskState(command.Lister):
             stall_timeout=parsed_args.stall_timeout,
             interval=parsed_args.interval,
             clock=self.clock, sleep=self.sleep,
-            notify=self._notify)
+            notify=self._notify,
+            on_poll=self._check_output)
         return WATCH_COLUMNS, self._rows()
+
+    def _check_output(self, watch):
+        if common.reader_gone(self.app.stdout):
+            raise BrokenPipeError('the reader of the output has gone')
 
     def _notify(self, message):
         self.app.stderr.write('%s\n' % message)
