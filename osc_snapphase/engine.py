@@ -314,7 +314,7 @@ class Watch:
         task = track.task_state
         if not track.exists:
             return
-        if task in phases.IMAGE_PRODUCING_STATES:
+        if isinstance(task, str) and task in phases.IMAGE_PRODUCING_STATES:
             entry = phases.TASK_STATES[task]
             if not track.op_active or track.op_succeeded:
                 self._start_operation(track, entry)

@@ -155,8 +155,10 @@ def has_passed(task_state, target):
     ``image_backup`` share a step, so a backup has passed
     ``image_snapshot_pending`` once it is in ``image_backup``.
     """
-    current = TASK_STATES.get(task_state)
-    wanted = TASK_STATES.get(target)
+    # A malformed answer may hold a non-string (even unhashable) value.
+    current = TASK_STATES.get(task_state) if isinstance(
+        task_state, str) else None
+    wanted = TASK_STATES.get(target) if isinstance(target, str) else None
     if current is None or wanted is None:
         return False
     same_family = ((current.operation == SHELVE)

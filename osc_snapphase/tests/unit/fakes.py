@@ -1,0 +1,210 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+
+"""Fakes for the unit tests: a clock, scripted servers and images."""
+
+import datetime
+import uuid
+
+from openstack.compute.v2 import server as server_v2
+from openstack import exceptions as sdk_exceptions
+from openstack.image.v2 import image as image_v2
+
+from osc_snapphase import engine
+
+EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def new_id():
+    return uuid.uuid4().hex
+
+
+class FakeClock:
+    """A monotonic clock that only moves when ``sleep`` is called."""
+
+    def __init__(self, start=0.0):
+        self.now = start
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def wall(self):
+        return EPOCH + datetime.timedelta(seconds=self.now)
+
+
+def _at(timeline, now):
+    """The value of a ``[(time, value), ...]`` timeline at ``now``."""
+    current = None
+    for start, value in timeline:
+        if start > now + 1e-9:
+            break
+        current = value
+    return current
+
+
+def server_state(server_id, task_state=None, vm_state='active',
+                 status='ACTIVE', power_state=1, name=None, fault=None):
+    return engine.ServerState(server_id, name or 'vm-' + server_id[:6],
+                              status, vm_state, task_state, power_state,
+                              fault)
+
+
+class ScriptedFetch:
+    """``fetch(ids)`` for the engine, driven by a timeline per server.
+
+    :param timelines: ``{server_id: [(time, ServerState or None), ...]}``;
+        None (or a time before the first entry) means the server is gone
+    :param errors: ``[(start, end, exception), ...]``: every fetch in
+        ``[start, end)`` raises the exception
+    :param cost: seconds each fetch takes on the clock
+    """
+
+    def __init__(self, clock, timelines, errors=(), cost=0.0):
+        self.clock = clock
+        self.timelines = timelines
+        self.errors = list(errors)
+        self.cost = cost
+        self.calls = []
+
+    def __call__(self, server_ids):
+        self.calls.append(list(server_ids))
+        now = self.clock()
+        self.clock.now += self.cost
+        for start, end, exc in self.errors:
+            if start <= now < end:
+                raise exc
+        states = {}
+        for server_id in server_ids:
+            state = _at(self.timelines.get(server_id, []), now)
+            if state is not None:
+                states[server_id] = state
+        return states
+
+
+class FakeImages:
+    """The engine's image lookup, driven by a timeline per image.
+
+    :param timelines: ``{image_id: [(time, ImageState or None), ...]}``
+    :param owners: ``{server_id: image_id}`` for ``latest``
+    """
+
+    def __init__(self, clock, timelines, owners=None):
+        self.clock = clock
+        self.timelines = timelines
+        self.owners = owners or {}
+        self.gets = []
+        self.latests = []
+
+    def get(self, image_id):
+        self.gets.append(image_id)
+        return _at(self.timelines.get(image_id, []), self.clock())
+
+    def latest(self, server_id):
+        self.latests.append(server_id)
+        image_id = self.owners.get(server_id)
+        return self.get(image_id) if image_id else None
+
+
+def image_state(image_id, status, volume_backed=False):
+    return engine.ImageState(image_id, 'snap-' + image_id[:6], status,
+                             volume_backed)
+
+
+def create_one_server(attrs=None):
+    """A real openstacksdk Server, with the OS-EXT-STS fields."""
+    info = {
+        'id': 'server-id-' + new_id(),
+        'name': 'server-name-' + new_id()[:8],
+        'status': 'ACTIVE',
+        'OS-EXT-STS:vm_state': 'active',
+        'OS-EXT-STS:task_state': None,
+        'OS-EXT-STS:power_state': 1,
+    }
+    info.update(attrs or {})
+    return server_v2.Server(**info)
+
+
+def create_one_image(attrs=None):
+    """A real openstacksdk (Glance v2) Image."""
+    info = {
+        'id': 'image-id-' + new_id(),
+        'name': 'image-name-' + new_id()[:8],
+        'status': 'queued',
+        'visibility': 'private',
+    }
+    info.update(attrs or {})
+    return image_v2.Image(**info)
+
+
+def not_found(what='resource'):
+    return sdk_exceptions.ResourceNotFound('No %s found' % what)
+
+
+class ScriptedCompute:
+    """``get_server`` / ``servers`` side effects from server timelines.
+
+    :param timelines: ``{server_id: [(time, attrs dict or None), ...]}``;
+        each attrs dict is turned into a real Server
+    """
+
+    def __init__(self, clock, servers, timelines):
+        self.clock = clock
+        self.servers = {s.id: s for s in servers}
+        self.timelines = timelines
+
+    def _server(self, server_id):
+        attrs = _at(self.timelines.get(server_id, []), self.clock())
+        if attrs is None:
+            return None
+        base = self.servers[server_id]
+        info = {'id': base.id, 'name': base.name, 'status': 'ACTIVE',
+                'OS-EXT-STS:vm_state': 'active',
+                'OS-EXT-STS:power_state': 1}
+        info.update(attrs)
+        return server_v2.Server(**info)
+
+    def get_server(self, server_id):
+        server = self._server(server_id)
+        if server is None:
+            raise not_found('server %s' % server_id)
+        return server
+
+    def list_servers(self, details=True, **query):
+        return [s for s in map(self._server, self.servers) if s is not None]
+
+    def find_server(self, name_or_id, ignore_missing=True):
+        for server in self.servers.values():
+            if name_or_id in (server.id, server.name):
+                return server
+        raise not_found('server %s' % name_or_id)
+
+
+class ScriptedImage:
+    """``get_image`` side effect from image timelines of attrs dicts."""
+
+    def __init__(self, clock, timelines):
+        self.clock = clock
+        self.timelines = timelines
+
+    def get_image(self, image_id):
+        attrs = _at(self.timelines.get(image_id, []), self.clock())
+        if attrs is None:
+            raise not_found('image %s' % image_id)
+        info = {'id': image_id, 'name': 'snap', 'visibility': 'private'}
+        info.update(attrs)
+        return image_v2.Image(**info)

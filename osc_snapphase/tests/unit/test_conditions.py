@@ -1,0 +1,212 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+
+"""Tests of osc_snapphase.conditions."""
+
+import testtools
+
+from osc_snapphase import conditions
+from osc_snapphase import engine
+from osc_snapphase.tests.unit import fakes
+
+
+def make_track(task_state=None, vm_state='active', status='ACTIVE',
+               exists=True, op_active=False, op_max_step=None,
+               op_succeeded=False, op_shelve=False, volume_backed=False):
+    server_id = fakes.new_id()
+    track = engine.Track(server_id, 'vm1')
+    track.state = fakes.server_state(server_id, task_state, vm_state,
+                                     status)
+    track.exists = exists
+    track.op_active = op_active
+    track.op_max_step = op_max_step
+    track.op_succeeded = op_succeeded
+    track.op_shelve = op_shelve
+    track.volume_backed = volume_backed
+    return track
+
+
+IDLE = dict()
+SNAPSHOT = dict(task_state='image_snapshot', op_active=True, op_max_step=1)
+# Saw image_snapshot, then image_uploading (image_pending_upload skipped).
+UPLOADING = dict(task_state='image_uploading', op_active=True,
+                 op_max_step=3)
+SUCCEEDED = dict(op_succeeded=True)
+# Task state cleared, image not active yet.
+SETTLING = dict(op_active=True, op_max_step=3)
+DELETED = dict(exists=False, status='DELETED', vm_state='deleted')
+
+
+class TestParseUntil(testtools.TestCase):
+
+    def holds(self, text, **track):
+        return conditions.parse_until(text).holds(make_track(**track))
+
+    def test_until_parse_none(self):
+        self.assertIsNone(conditions.parse_until(None))
+
+    def test_until_parse_idle(self):
+        condition = conditions.parse_until(' idle ')
+        self.assertEqual('idle', str(condition))
+        self.assertTrue(condition.holds(make_track(**IDLE)))
+        self.assertTrue(condition.holds(make_track(**SUCCEEDED)))
+        self.assertFalse(condition.holds(make_track(**SNAPSHOT)))
+        self.assertFalse(condition.holds(make_track(**SETTLING)))
+        self.assertFalse(condition.holds(make_track(**DELETED)))
+        self.assertFalse(condition.holds(make_track(task_state='rebooting')))
+
+    def test_until_parse_disk_safe(self):
+        condition = conditions.parse_until('disk-safe')
+        self.assertTrue(condition.holds(make_track(**IDLE)))
+        self.assertTrue(condition.holds(make_track(**UPLOADING)))
+        self.assertTrue(condition.holds(
+            make_track(task_state='image_pending_upload')))
+        self.assertTrue(condition.holds(make_track(task_state='rebooting')))
+        for busy in ('image_snapshot_pending', 'image_snapshot',
+                     'image_backup', 'shelving'):
+            self.assertFalse(condition.holds(make_track(task_state=busy)))
+        self.assertFalse(condition.holds(make_track(**DELETED)))
+
+    def test_until_parse_deleted(self):
+        condition = conditions.parse_until('deleted')
+        self.assertTrue(condition.accepts_deleted)
+        self.assertTrue(condition.holds(make_track(**DELETED)))
+        self.assertFalse(condition.holds(make_track(**IDLE)))
+
+    def test_until_parse_task_state(self):
+        self.assertTrue(self.holds('task-state=image_snapshot', **SNAPSHOT))
+        # Judged by phase order: passed, or skipped, or the end.
+        self.assertTrue(self.holds('task-state=image_snapshot', **UPLOADING))
+        self.assertTrue(self.holds('task-state=image_pending_upload',
+                                   **UPLOADING))
+        self.assertTrue(self.holds('task-state=image_uploading',
+                                   **SUCCEEDED))
+        self.assertFalse(self.holds('task-state=image_uploading',
+                                    **SNAPSHOT))
+        self.assertFalse(self.holds('task-state=image_uploading', **IDLE))
+        self.assertFalse(self.holds('task-state=image_snapshot', **DELETED))
+        # A shelve does not pass the states of a snapshot.
+        self.assertFalse(self.holds(
+            'task-state=image_snapshot', task_state='shelving_offloading',
+            op_active=True, op_max_step=4, op_shelve=True))
+        self.assertTrue(self.holds(
+            'task-state=shelving', task_state='shelving_offloading',
+            op_active=True, op_max_step=4, op_shelve=True))
+        # Unknown task states only match exactly.
+        self.assertTrue(self.holds('task-state=rebooting',
+                                   task_state='rebooting'))
+        self.assertFalse(self.holds('task-state=rebooting', **SUCCEEDED))
+
+    def test_until_parse_task_state_null_words(self):
+        for text in ('task-state=none', 'task-state=null',
+                     'task-state=None'):
+            self.assertTrue(self.holds(text, **IDLE))
+            self.assertFalse(self.holds(text, **SNAPSHOT))
+
+    def test_until_parse_vm_state(self):
+        self.assertTrue(self.holds('vm-state=Stopped', vm_state='stopped'))
+        self.assertFalse(self.holds('vm-state=stopped', vm_state='active'))
+        self.assertFalse(conditions.parse_until(
+            'vm-state=active').accepts_error)
+        self.assertTrue(conditions.parse_until(
+            'vm-state=error').accepts_error)
+
+    def test_until_parse_status(self):
+        self.assertTrue(self.holds('status=shutoff', status='SHUTOFF'))
+        self.assertFalse(self.holds('status=SHUTOFF', status='ACTIVE'))
+        self.assertTrue(conditions.parse_until('status=error').accepts_error)
+        self.assertTrue(
+            conditions.parse_until('status=DELETED').accepts_deleted)
+        self.assertFalse(
+            conditions.parse_until('status=ACTIVE').accepts_deleted)
+
+    def test_until_parse_invalid(self):
+        cases = (
+            ('unknown',
+             "unknown condition 'unknown'; use one of: idle, disk-safe, "
+             "deleted, task-state=<value>, vm-state=<value>, "
+             "status=<value>"),
+            ('foo=bar',
+             "unknown condition 'foo=bar'; use one of: idle, disk-safe, "
+             "deleted, task-state=<value>, vm-state=<value>, "
+             "status=<value>"),
+            ('task-state=',
+             'task-state needs a value, for example '
+             'task-state=image_uploading (use "idle" for no task)'),
+            ('task-state= ',
+             'task-state needs a value, for example '
+             'task-state=image_uploading (use "idle" for no task)'),
+            ('vm-state=',
+             'vm-state needs a value, for example vm-state=active'),
+            ('status=',
+             'status needs a value, for example status=ACTIVE'),
+        )
+        for text, message in cases:
+            exc = self.assertRaises(conditions.ConditionError,
+                                    conditions.parse_until, text)
+            self.assertEqual(message, str(exc))
+
+
+class TestPhaseOver(testtools.TestCase):
+
+    def over(self, phase, **track):
+        return conditions.phase_over(phase).holds(make_track(**track))
+
+    def test_phase_over_snapshot(self):
+        self.assertFalse(self.over('snapshot', **SNAPSHOT))
+        self.assertFalse(self.over(
+            'snapshot', task_state='image_snapshot_pending', op_active=True,
+            op_max_step=0))
+        self.assertTrue(self.over(
+            'snapshot', task_state='image_pending_upload', op_active=True,
+            op_max_step=2))
+        self.assertTrue(self.over('snapshot', **UPLOADING))
+        self.assertTrue(self.over('snapshot', **SUCCEEDED))
+        self.assertFalse(self.over('snapshot', **DELETED))
+
+    def test_phase_over_pending_upload(self):
+        self.assertFalse(self.over('pending-upload', **SNAPSHOT))
+        self.assertFalse(self.over(
+            'pending-upload', task_state='image_pending_upload',
+            op_active=True, op_max_step=2))
+        self.assertTrue(self.over('pending-upload', **UPLOADING))
+        self.assertTrue(self.over('pending-upload', **SUCCEEDED))
+
+    def test_phase_over_upload(self):
+        self.assertFalse(self.over('upload', **SNAPSHOT))
+        self.assertFalse(self.over('upload', **UPLOADING))
+        self.assertFalse(self.over('upload', **SETTLING))
+        self.assertTrue(self.over('upload', **SUCCEEDED))
+
+    def test_phase_over_not_started(self):
+        # Expected operation, nothing seen yet: no step reached.
+        for phase in conditions.WAIT_PHASES:
+            self.assertFalse(self.over(phase, op_active=True))
+            self.assertFalse(self.over(phase, **IDLE))
+
+    def test_phase_over_volume_backed(self):
+        volume = dict(op_active=True, volume_backed=True)
+        self.assertTrue(self.over('snapshot', **volume))
+        self.assertFalse(self.over('pending-upload', **volume))
+        self.assertFalse(self.over('upload', **volume))
+
+    def test_phase_over_name(self):
+        self.assertEqual('upload phase over',
+                         str(conditions.phase_over('upload')))
+
+    def test_phase_over_invalid(self):
+        exc = self.assertRaises(conditions.ConditionError,
+                                conditions.phase_over, 'disk')
+        self.assertEqual(
+            "unknown phase 'disk'; use one of: snapshot, pending-upload, "
+            "upload", str(exc))
