@@ -13,6 +13,7 @@
 """The /_sim control endpoint: inspect the cloud and inject faults."""
 
 import ipaddress
+import json
 import re
 import time
 import uuid
@@ -277,8 +278,8 @@ def handle(server, req, client_address):
         if found and method == req.method:
             try:
                 with server.cloud.lock:
-                    return rest.Response(200, func(server, req,
-                                                   *found.groups()))
+                    result = func(server, req, *found.groups())
+                    return rest.Response(200, json.dumps(result).encode())
             except (Invalid, ValueError, TypeError, KeyError,
                     re.error, rest.BadJSON) as exc:
                 return rest.error(400, 'badRequest', str(exc) or repr(exc))

@@ -14,6 +14,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +123,4 @@ class SimulatorFixture(fixtures.Fixture):
             return self.process.wait(5)
 
     def _remove_dir(self):
-        for name in os.listdir(self.state_dir):
-            os.unlink(os.path.join(self.state_dir, name))
-        os.rmdir(self.state_dir)
+        shutil.rmtree(self.state_dir, ignore_errors=True)

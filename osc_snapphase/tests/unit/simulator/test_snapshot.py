@@ -135,3 +135,33 @@ class TestSnapshot(base.SimulatorTestCase):
         self.call('POST', path, {'os-start': None})
         self.control.wait_for(lambda s: self.control.server(self.sid)[
             'status'] == 'ACTIVE')
+
+    def test_old_nova_event_error_with_traceback(self):
+        self.control.configure(old_nova_actions=True)
+        self.control.add_fault('uploading', 'driver_error')
+        self.create_image(self.sid)
+        self.wait_idle(self.sid)
+        path = '/compute/v2.1/servers/%s/os-instance-actions' % self.sid
+        mv = {'OpenStack-API-Version': 'compute 2.84'}
+        action = self.call('GET', path, headers=mv).body[
+            'instanceActions'][0]
+        detail = self.call('GET', path + '/' + action['request_id'],
+                           headers=mv).body['instanceAction']
+        self.assertEqual('Error', detail['events'][0]['result'])
+        self.assertNotIn('traceback', detail['events'][0])
+        self.assertEqual('Error', detail['message'])
+        admin = self.call('GET', path + '/' + action['request_id'],
+                          headers=mv, user='admin').body['instanceAction']
+        self.assertIn('Traceback', admin['events'][0]['traceback'])
+
+    def test_glance_paging_and_property_filter(self):
+        for name in ('a', 'b', 'c'):
+            self.create_image(self.sid, name=name)
+            self.wait_idle(self.sid)
+        page = self.call('GET', '/image/v2/images?instance_uuid=%s&limit=2'
+                         % self.sid).body
+        self.assertEqual(['c', 'b'], [i['name'] for i in page['images']])
+        self.assertTrue(page['next'].startswith('/v2/images?'))
+        rest = self.call('GET', '/image' + page['next']).body
+        self.assertEqual(['a'], [i['name'] for i in rest['images']])
+        self.assertNotIn('next', rest)
