@@ -83,7 +83,9 @@ class WaitPhaseHook(hooks.CommandHook):
                 'openstack %s' % (self.cmd.cmd_name or 'server image create'),
                 'argument --wait-phase: not allowed with argument --wait')
         compute = self.cmd.app.client_manager.compute
-        server = common.find_server(compute, parsed_args.server)
+        server = common.find_server(
+            compute, parsed_args.server,
+            notify=lambda m: self.cmd.app.stderr.write(m + '\n'))
         state = common.current_state(server)
         if state.task_state is not None:
             entry = phases.describe(state.task_state)

@@ -198,7 +198,8 @@ class WatchTaskState(command.Lister):
         tracks = []
         seen = {}
         for name_or_id in parsed_args.servers:
-            server = common.find_server(compute, name_or_id)
+            server = common.find_server(compute, name_or_id,
+                                        notify=self._notify)
             if server.id in seen:
                 raise exceptions.CommandError(
                     'Server %s (%s) is given more than once (as %r and %r)'
