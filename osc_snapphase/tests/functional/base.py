@@ -1,0 +1,138 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""Base class of the functional tests: the real ``openstack`` executable
+run as a subprocess against the bundled simulator on 127.0.0.1."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import testtools
+
+from osc_snapphase.simulator import fixture
+
+OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+
+# Short but realistic phases: each longer than two fast polls.
+DURATIONS = {
+    'pending': 0.3,
+    'snapshot': 1.5,
+    'pending_upload': 0.8,
+    'uploading': 3.0,
+}
+
+
+class Result:
+    """What one openstack run gave: rc, stdout, stderr, and timing."""
+
+    def __init__(self, args, returncode, stdout, stderr, started, ended):
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.started = started
+        self.ended = ended
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def json_lines(self):
+        return [json.loads(line) for line in self.stdout.splitlines()
+                if line.strip()]
+
+
+class TestCase(testtools.TestCase):
+    """Starts a simulator per test; runs ``openstack`` against it."""
+
+    durations = DURATIONS
+    token_lifetime = None
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(OPENSTACK):
+            self.skipTest('no openstack executable next to %s'
+                          % sys.executable)
+        self.sim = self.useFixture(fixture.SimulatorFixture(
+            durations=dict(self.durations),
+            token_lifetime=self.token_lifetime))
+        self.control = self.sim.control
+
+    def environ(self, cloud=None, env=None):
+        environ = {k: v for k, v in os.environ.items()
+                   if not k.startswith('OS_')}
+        environ.update(self.sim.cloud_env(cloud))
+        environ.update(env or {})
+        return environ
+
+    def openstack(self, *args, cloud=None, expect=0, env=None,
+                  timeout=120):
+        """Run openstack; assert its exit status (None: any)."""
+        started = time.time()
+        proc = subprocess.run(
+            [OPENSTACK] + list(args), env=self.environ(cloud, env),
+            capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL)
+        result = Result(args, proc.returncode, proc.stdout, proc.stderr,
+                        started, time.time())
+        self.check_result(result, expect)
+        return result
+
+    def start(self, *args, cloud=None, env=None):
+        """Start openstack in the background; finish() collects it."""
+        proc = subprocess.Popen(
+            [OPENSTACK] + list(args), env=self.environ(cloud, env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL)
+        proc.started = time.time()
+        proc.args_ = args
+        self.addCleanup(self._reap, proc)
+        return proc
+
+    def interrupt(self, proc, signum=signal.SIGINT):
+        proc.send_signal(signum)
+
+    def finish(self, proc, expect=0, timeout=120):
+        stdout, stderr = proc.communicate(timeout=timeout)
+        result = Result(proc.args_, proc.returncode, stdout, stderr,
+                        proc.started, time.time())
+        self.check_result(result, expect)
+        return result
+
+    def check_result(self, result, expect):
+        for secret in self.control.secret_values():
+            self.assertNotIn(secret, result.stdout + result.stderr,
+                             'a secret leaked into the output')
+        self.assertNotIn('Traceback', result.stderr)
+        if expect is not None and result.returncode != expect:
+            self.fail('openstack %s: exit %d, expected %d\nstdout:\n%s\n'
+                      'stderr:\n%s' % (' '.join(result.args),
+                                       result.returncode, expect,
+                                       result.stdout, result.stderr))
+
+    @staticmethod
+    def _reap(proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+    def create_server(self, name='vm1', **fields):
+        return self.control.create_server(name, **fields)
+
+    def task_log(self, server_id):
+        """The simulator's own record of task-state changes of a server."""
+        return [entry for entry in self.control.log(resource_id=server_id)
+                if entry['resource'] == 'server'
+                and entry['field'] == 'task_state']
