@@ -93,15 +93,20 @@ class TestNova(base.SimulatorTestCase):
                 i['id'] for i in self.sim.cloud.images.values())}})
         self.assertEqual(202, reply.status)
         sid = reply.body['server']['id']
-        self.assertEqual('BUILD', self.server_field(sid, 'status'))
         self.control.wait_for(
             lambda s: self.control.server(sid)['status'] == 'ACTIVE')
         self.assertEqual(204, self.call(
             'DELETE', '/compute/v2.1/servers/' + sid).status)
-        self.assertEqual('deleting',
-                         self.server_field(sid, 'OS-EXT-STS:task_state'))
         self.control.wait_for(
             lambda s: self.control.server(sid)['status'] == 'DELETED')
+        changes = [(e['field'], e['new'])
+                   for e in self.control.log(resource_id=sid)]
+        self.assertEqual(
+            [('status', 'BUILD'), ('task_state', 'spawning'),
+             ('status', 'ACTIVE'), ('task_state', 'deleting'),
+             ('status', 'DELETED')],
+            [c for c in changes if c[0] == 'status'
+             or c[1] in ('spawning', 'deleting')])
         self.assertEqual(404, self.call(
             'GET', '/compute/v2.1/servers/' + sid).status)
 

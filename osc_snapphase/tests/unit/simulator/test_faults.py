@@ -158,7 +158,7 @@ class TestHttpFaults(base.SimulatorTestCase):
 
     def test_refuse_for(self):
         self.token()
-        self.control.add_http_fault('refuse_for', seconds=0.3,
+        self.control.add_http_fault('refuse_for', seconds=1.0,
                                     endpoint='compute')
         self.assertRaises(OSError, self.call, 'GET', '/compute/v2.1/servers')
         sock = socket.create_connection((self.sim.cloud.host,
@@ -166,6 +166,6 @@ class TestHttpFaults(base.SimulatorTestCase):
         sock.sendall(b'GET /identity HTTP/1.1\r\nHost: x\r\n\r\n')
         self.assertIn(sock.recv(100), (b'',))
         sock.close()
-        time.sleep(0.35)
+        time.sleep(1.05)
         self.assertEqual(200, self.call('GET', '/compute/v2.1/servers')
                          .status)
