@@ -1,0 +1,560 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+
+"""Tests of osc_snapphase.engine on a fake clock (no real sleeps)."""
+
+import testtools
+
+from osc_snapphase import conditions
+from osc_snapphase import engine
+from osc_snapphase.tests.unit import fakes
+
+
+class EngineTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.clock = fakes.FakeClock()
+        self.server_id = fakes.new_id()
+        self.image_id = fakes.new_id()
+        self.notes = []
+
+    def state(self, task_state=None, server_id=None, **kwargs):
+        return fakes.server_state(server_id or self.server_id, task_state,
+                                  name='vm1', **kwargs)
+
+    def image(self, status, volume_backed=False):
+        return fakes.image_state(self.image_id, status, volume_backed)
+
+    def make_watch(self, timeline, images=None, tracks=None, until=None,
+                   condition=None, errors=(), **kwargs):
+        timelines = (timeline if isinstance(timeline, dict)
+                     else {self.server_id: timeline})
+        self.fetch = fakes.ScriptedFetch(self.clock, timelines, errors)
+        if images is not None and not isinstance(images, fakes.FakeImages):
+            images = fakes.FakeImages(
+                self.clock, {self.image_id: images},
+                {self.server_id: self.image_id})
+        self.images = images
+        if tracks is None:
+            tracks = [engine.Track(sid) for sid in timelines]
+        if until is not None:
+            condition = conditions.parse_until(until)
+        kwargs.setdefault('timeout', 600)
+        return engine.Watch(
+            self.fetch, tracks, condition=condition, images=images,
+            clock=self.clock, sleep=self.clock.sleep, wall=self.clock.wall,
+            notify=self.notes.append, **kwargs)
+
+    def run_watch(self, watch):
+        return [(c.task_state, c.previous_duration, c.phase)
+                for c in watch]
+
+
+class TestWatchSnapshot(EngineTestCase):
+
+    TIMELINE = [
+        (0, 'image_snapshot_pending'),
+        (1, 'image_snapshot'),
+        (5, 'image_pending_upload'),
+        (6, 'image_uploading'),
+        (20, None),
+    ]
+
+    def timeline(self):
+        return [(t, self.state(task)) for t, task in self.TIMELINE]
+
+    def test_watch_snapshot_changes_in_order(self):
+        watch = self.make_watch(
+            self.timeline(),
+            images=[(0, self.image('queued')), (6, self.image('saving')),
+                    (20, self.image('active'))],
+            until='idle', interval=1)
+        rows = list(watch)
+        self.assertEqual(
+            [('image_snapshot_pending', None, 'disk-capture'),
+             ('image_snapshot', 1.0, 'disk-capture'),
+             ('image_pending_upload', 4.0, 'packaging'),
+             ('image_uploading', 1.0, 'upload'),
+             (None, 14.0, 'idle')],
+            [(c.task_state, c.previous_duration, c.phase) for c in rows])
+        self.assertEqual(
+            [self.server_id] * 5, [c.server_id for c in rows])
+        self.assertEqual('vm1', rows[0].server_name)
+        self.assertEqual(fakes.EPOCH, rows[0].time)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual('Condition idle met after 20.0s',
+                         watch.outcome.message)
+        self.assertEqual(0, watch.outcome.exit_code)
+        track = watch.tracks[0]
+        self.assertEqual(self.image_id, track.image_id)
+        self.assertEqual('active', track.image_status)
+        self.assertTrue(track.op_succeeded)
+        self.assertEqual(
+            {'disk-capture': 5.0, 'packaging': 1.0, 'upload': 14.0,
+             'idle': 0.0},
+            dict(track.phase_durations()))
+
+    def test_watch_snapshot_until_task_state_passed(self):
+        # image_pending_upload is never seen: passed by phase order.
+        watch = self.make_watch(
+            self.timeline(), until='task-state=image_pending_upload',
+            images=[(0, self.image('queued'))], interval=2)
+        self.assertEqual(
+            ['image_snapshot_pending', 'image_snapshot', 'image_uploading'],
+            [c.task_state for c in watch])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(6.0, watch.outcome.elapsed)
+
+    def test_watch_snapshot_disk_safe_during_upload(self):
+        watch = self.make_watch(
+            self.timeline(), until='disk-safe',
+            images=[(0, self.image('queued'))], interval=1)
+        self.assertEqual(
+            ['image_snapshot_pending', 'image_snapshot',
+             'image_pending_upload'], [c.task_state for c in watch])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual('Condition disk-safe met after 5.0s',
+                         watch.outcome.message)
+
+    def test_watch_snapshot_without_image_lookup(self):
+        watch = self.make_watch(self.timeline(), until='idle', interval=1)
+        self.assertEqual(5, len(list(watch)))
+        self.assertEqual(engine.MET, watch.outcome.kind)
+
+    def test_watch_backup_phase_over(self):
+        timeline = [(0, self.state('image_backup')),
+                    (3, self.state('image_uploading'))]
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            timeline, images=[(0, self.image('saving'))], tracks=[track],
+            condition=conditions.phase_over('snapshot'), interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(3.0, watch.outcome.elapsed)
+
+
+class TestWatchShortPhases(EngineTestCase):
+
+    def test_watch_phase_snapshot_then_null(self):
+        timeline = [(0, self.state('image_snapshot')), (0.5, self.state())]
+        watch = self.make_watch(
+            timeline, images=[(0, self.image('queued')),
+                              (0.5, self.image('active'))],
+            until='task-state=image_uploading', interval=1)
+        self.assertEqual(['image_snapshot', None],
+                         [c.task_state for c in watch])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+
+    def test_watch_phase_only_null_hook_track(self):
+        # The operation finished before the first poll.
+        for phase in conditions.WAIT_PHASES:
+            self.clock = fakes.FakeClock()
+            track = engine.Track(self.server_id, image_id=self.image_id)
+            watch = self.make_watch(
+                [(0, self.state())], images=[(0, self.image('active'))],
+                tracks=[track], condition=conditions.phase_over(phase))
+            self.assertEqual([None], [c.task_state for c in watch])
+            self.assertEqual(engine.MET, watch.outcome.kind, phase)
+            self.assertEqual(0.0, watch.outcome.elapsed)
+            self.assertEqual(1, len(self.fetch.calls))
+
+    def test_watch_phase_snapshot_then_null_hook_track(self):
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            [(0, self.state('image_snapshot')), (0.5, self.state())],
+            images=[(0, self.image('queued')), (0.5, self.image('active'))],
+            tracks=[track], condition=conditions.phase_over('snapshot'),
+            interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(1.0, watch.outcome.elapsed)
+
+    def test_watch_phase_volume_backed(self):
+        images = [(0, self.image('queued', volume_backed=True)),
+                  (3, self.image('active', volume_backed=True))]
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            [(0, self.state())], images=images, tracks=[track],
+            condition=conditions.phase_over('snapshot'), interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(0.0, watch.outcome.elapsed)
+        self.assertTrue(watch.tracks[0].volume_backed)
+
+        self.clock = fakes.FakeClock()
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            [(0, self.state())], images=images, tracks=[track],
+            condition=conditions.phase_over('upload'), interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(3.0, watch.outcome.elapsed)
+
+    def test_watch_phase_hook_track_waits_for_image(self):
+        # Task state null, image still saving: settling, not done.
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            [(0, self.state())],
+            images=[(0, self.image('saving')), (2, self.image('active'))],
+            tracks=[track], condition=conditions.phase_over('upload'),
+            interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(2.0, watch.outcome.elapsed)
+
+    def test_watch_phase_image_never_active(self):
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            [(0, self.state())], images=[(0, self.image('saving'))],
+            tracks=[track], condition=conditions.phase_over('upload'),
+            interval=5)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(
+            'The task state of server vm1 (%s) cleared 25.0s ago but its '
+            'image %s is still saving' % (self.server_id, self.image_id),
+            watch.outcome.message)
+
+
+class TestWatchFailures(EngineTestCase):
+
+    def test_watch_image_gone_after_operation(self):
+        timeline = [(0, self.state('image_snapshot')),
+                    (1, self.state('image_uploading')),
+                    (2, self.state())]
+        watch = self.make_watch(
+            timeline, images=[(0, self.image('queued')), (2, None)],
+            until='idle', interval=1)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(3, watch.outcome.exit_code)
+        self.assertEqual(self.server_id, watch.outcome.server_id)
+        self.assertEqual(
+            'The image operation of server vm1 (%s) ended without an active '
+            'image: image %s is gone (404)' % (self.server_id, self.image_id),
+            watch.outcome.message)
+
+    def test_watch_image_killed_after_operation(self):
+        timeline = [(0, self.state('image_uploading')), (1, self.state())]
+        watch = self.make_watch(
+            timeline, images=[(0, self.image('saving')),
+                              (1, self.image('killed'))],
+            until='idle', interval=1)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(
+            'The image operation of server vm1 (%s) ended without an active '
+            'image: image %s is killed' % (self.server_id, self.image_id),
+            watch.outcome.message)
+
+    def test_watch_no_image_of_server(self):
+        timeline = [(0, self.state('image_snapshot')), (1, self.state())]
+        watch = self.make_watch(timeline, until='idle', interval=1,
+                                images=fakes.FakeImages(self.clock, {}))
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(
+            'The image operation of server vm1 (%s) ended without an active '
+            'image: no image of this server exists' % self.server_id,
+            watch.outcome.message)
+
+    def test_watch_image_deleted_task_stuck(self):
+        # InstanceNotRunning: the image is deleted, the task state stays.
+        watch = self.make_watch(
+            [(0, self.state('image_uploading'))],
+            images=[(0, self.image('saving')), (5, None)],
+            until='idle', interval=1)
+        self.assertEqual(['image_uploading'], [c.task_state for c in watch])
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(10.0, watch.outcome.elapsed)
+        self.assertEqual(
+            'Server vm1 (%(s)s) is still in image_uploading after 10.0s, '
+            'but its image %(i)s is gone (404): the operation has failed '
+            'and Nova may not clear this task state by itself (an '
+            'administrator can run "openstack server set --state active '
+            '%(s)s")' % {'s': self.server_id, 'i': self.image_id},
+            watch.outcome.message)
+
+    def test_watch_stall_timeout(self):
+        watch = self.make_watch(
+            [(0, self.state('image_uploading'))], until='idle',
+            stall_timeout=30, interval=1)
+        list(watch)
+        self.assertEqual(engine.STALLED, watch.outcome.kind)
+        self.assertEqual(4, watch.outcome.exit_code)
+        self.assertEqual(
+            'Server vm1 (%(s)s) has been in task state image_uploading for '
+            '31.0s without change; it looks stuck. Such a server is usually '
+            'cleared by an administrator with "openstack server set --state '
+            'active %(s)s" once the cause is understood'
+            % {'s': self.server_id}, watch.outcome.message)
+
+    def test_watch_stall_timeout_idle_never_stalls(self):
+        watch = self.make_watch([(0, self.state())], stall_timeout=5,
+                                timeout=20, interval=1)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+
+    def test_watch_timeout_names_each_server(self):
+        other_id = fakes.new_id()
+        timelines = {
+            self.server_id: [(0, self.state('image_uploading'))],
+            other_id: [(0, self.state(server_id=other_id)),
+                       (2, self.state('image_snapshot', server_id=other_id))],
+        }
+        watch = self.make_watch(timelines, until='idle', timeout=5,
+                                interval=1)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        self.assertEqual(124, watch.outcome.exit_code)
+        self.assertEqual(5.0, watch.outcome.elapsed)
+        self.assertEqual(
+            'Timed out after 5.0s; vm1 (%s): task state image_uploading '
+            '(upload) for 5.0s; vm1 (%s): task state image_snapshot '
+            '(disk-capture) for 3.0s' % (self.server_id, other_id),
+            watch.outcome.message)
+
+    def test_watch_timeout_skips_servers_that_are_done(self):
+        other_id = fakes.new_id()
+        timelines = {
+            self.server_id: [(0, self.state('rebooting'))],
+            other_id: [(0, self.state(server_id=other_id))],
+        }
+        watch = self.make_watch(timelines, until='idle', timeout=3,
+                                interval=1)
+        list(watch)
+        self.assertEqual(
+            'Timed out after 3.0s; vm1 (%s): task state rebooting (other) '
+            'for 3.0s' % self.server_id, watch.outcome.message)
+
+    def test_watch_server_deleted(self):
+        timeline = [(0, self.state('image_snapshot')), (2, None)]
+        watch = self.make_watch(timeline, until='idle', interval=1)
+        rows = list(watch)
+        self.assertEqual([('ACTIVE', 'active'), ('DELETED', 'deleted')],
+                         [(c.status, c.vm_state) for c in rows])
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(
+            'Server vm1 (%s) was deleted after 2.0s' % self.server_id,
+            watch.outcome.message)
+        self.assertFalse(watch.tracks[0].exists)
+
+    def test_watch_server_deleted_until_deleted(self):
+        timeline = [(0, self.state('image_snapshot')), (2, None)]
+        watch = self.make_watch(timeline, until='deleted', interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual('Condition deleted met after 2.0s',
+                         watch.outcome.message)
+
+    def test_watch_server_deleted_admin_view(self):
+        # An admin still sees the server, with status DELETED.
+        timeline = [(0, self.state('deleting')),
+                    (1, self.state(status='DELETED', vm_state='deleted'))]
+        watch = self.make_watch(timeline, until='deleted', interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+
+    def test_watch_vm_state_error_with_fault(self):
+        timeline = [(0, self.state('image_snapshot')),
+                    (1, self.state(vm_state='error', status='ERROR',
+                                   fault='Disk full'))]
+        watch = self.make_watch(timeline, until='idle', interval=1)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(
+            'Server vm1 (%s) went to vm_state error: Disk full'
+            % self.server_id, watch.outcome.message)
+
+    def test_watch_vm_state_error_accepted(self):
+        timeline = [(0, self.state()),
+                    (1, self.state(vm_state='error', status='ERROR'))]
+        watch = self.make_watch(timeline, until='vm-state=error', interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+
+    def test_watch_unknown_task_states(self):
+        timeline = [(0, self.state('resize_migrating')),
+                    (1, self.state('a_future_state')),
+                    (2, self.state(42)),
+                    (3, self.state(['not', 'a', 'string'])),
+                    (4, self.state())]
+        watch = self.make_watch(timeline, until='idle',
+                                images=[(0, self.image('active'))])
+        self.assertEqual(['other'] * 4 + ['idle'],
+                         [c.phase for c in watch])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual([], self.images.latests)
+
+
+class TestWatchTransient(EngineTestCase):
+
+    def test_watch_transient_retry_after(self):
+        errors = [(1, 2, engine.TransientError('HTTP 503', retry_after=7))]
+        watch = self.make_watch([(0, self.state())], errors=errors,
+                                timeout=12, interval=1)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        self.assertEqual(7, self.clock.sleeps[1])
+        # Polls at 0, 1 (503), 8 (Retry-After honoured), 9, 10, 11.
+        self.assertEqual([[self.server_id]] * 6, self.fetch.calls)
+        self.assertEqual(
+            ['HTTP 503; retrying (the watch goes on)',
+             'Recovered after 1 retries in 7.0s'], self.notes)
+
+    def test_watch_transient_burst_notifies_once(self):
+        errors = [(1, 4, engine.TransientError('Connection refused'))]
+        timeline = [(0, self.state('image_uploading')), (5, self.state())]
+        watch = self.make_watch(timeline, errors=errors, until='idle',
+                                interval=1)
+        self.assertEqual(['image_uploading', None],
+                         [c.task_state for c in watch])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        # Backoff 0.5 s (raised to the interval), 1 s, 2 s.
+        self.assertEqual([1, 1, 1, 2], self.clock.sleeps)
+        self.assertEqual(
+            ['Connection refused; retrying (the watch goes on)',
+             'Recovered after 3 retries in 4.0s'], self.notes)
+
+    def test_watch_transient_backoff_adaptive(self):
+        errors = [(0, 100, engine.TransientError('HTTP 502'))]
+        watch = self.make_watch([(0, self.state())], errors=errors,
+                                timeout=60)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        self.assertEqual([0.5, 1.0, 2.0, 4.0, 8.0, 10.0],
+                         self.clock.sleeps[:6])
+        self.assertEqual(1, len(self.notes))
+
+    def test_watch_malformed_gives_up(self):
+        exc = engine.TransientError('not JSON', malformed=True)
+        watch = self.make_watch([(0, self.state())],
+                                errors=[(0, 100, exc)])
+        raised = self.assertRaises(engine.TransientError, list, watch)
+        self.assertIs(exc, raised)
+        self.assertEqual(engine.MAX_MALFORMED, len(self.fetch.calls))
+
+    def test_watch_malformed_count_resets(self):
+        exc = engine.TransientError('not JSON', malformed=True)
+        errors = [(0, 4, exc), (5, 9, exc)]
+        watch = self.make_watch([(0, self.state())], errors=errors,
+                                timeout=30, interval=1)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+
+    def test_watch_error_propagates(self):
+        watch = self.make_watch([(0, self.state())],
+                                errors=[(0, 1, RuntimeError('bug'))])
+        self.assertRaises(RuntimeError, list, watch)
+
+
+class TestWatchSchedule(EngineTestCase):
+
+    def test_watch_interval_fixed(self):
+        watch = self.make_watch([(0, self.state('image_uploading'))],
+                                timeout=9, interval=3)
+        self.fetch.cost = 0.5
+        list(watch)
+        self.assertEqual([2.5, 2.5, 2.5], self.clock.sleeps)
+        self.assertEqual(3, watch.polls)
+
+    def test_watch_interval_adaptive_disk_capture(self):
+        watch = self.make_watch([(0, self.state('image_snapshot'))],
+                                timeout=10)
+        list(watch)
+        self.assertTrue(self.clock.sleeps)
+        self.assertEqual([], [s for s in self.clock.sleeps if s >= 1])
+
+    def test_watch_interval_adaptive_idle(self):
+        watch = self.make_watch([(0, self.state())], timeout=10)
+        list(watch)
+        self.assertEqual([2.0] * 5, self.clock.sleeps)
+
+    def test_watch_interval_adaptive_upload_grows(self):
+        watch = self.make_watch([(0, self.state('image_uploading'))],
+                                timeout=60)
+        list(watch)
+        self.assertEqual(0.25, self.clock.sleeps[0])
+        self.assertEqual(2.0, max(self.clock.sleeps))
+        self.assertEqual(sorted(self.clock.sleeps[:-1]),
+                         self.clock.sleeps[:-1])
+
+    def test_watch_interval_pending_operation(self):
+        track = engine.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch([(0, self.state())],
+                                images=[(0, self.image('queued'))],
+                                tracks=[track], timeout=1)
+        list(watch)
+        self.assertEqual(engine.PENDING_INTERVAL, self.clock.sleeps[0])
+
+    def test_watch_multiple_servers_one_fetch_per_poll(self):
+        ids = [fakes.new_id() for _ in range(3)]
+        timelines = {sid: [(0, self.state('image_uploading', server_id=sid)),
+                           (3, self.state(server_id=sid))] for sid in ids}
+        watch = self.make_watch(timelines, until='idle', interval=1)
+        self.assertEqual(6, len(list(watch)))
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual([ids] * 4, self.fetch.calls)
+        self.assertEqual(4, watch.polls)
+
+
+class TestWatchControl(EngineTestCase):
+
+    def test_watch_stop_interrupted(self):
+        watch = self.make_watch([(0, self.state('image_uploading'))],
+                                interval=1)
+        changes = iter(watch)
+        next(changes)
+        self.clock.now = 4.0
+        watch.stop(engine.INTERRUPTED, 'Interrupted after 4.0s')
+        self.assertEqual([], list(changes))
+        self.assertEqual(engine.INTERRUPTED, watch.outcome.kind)
+        self.assertEqual(130, watch.outcome.exit_code)
+        self.assertEqual('Interrupted after 4.0s', watch.outcome.message)
+        self.assertEqual(4.0, watch.tracks[0].segments[-1].end)
+        # A second stop keeps the first outcome.
+        watch.stop(engine.TERMINATED, 'Terminated')
+        self.assertEqual(engine.INTERRUPTED, watch.outcome.kind)
+
+    def test_watch_on_poll_called(self):
+        seen = []
+        watch = self.make_watch([(0, self.state())], timeout=4,
+                                on_poll=lambda w: seen.append(w.polls))
+        list(watch)
+        self.assertEqual([1, 2], seen)
+
+    def test_watch_no_condition_until_timeout(self):
+        watch = self.make_watch([(0, self.state())], timeout=4)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        self.assertEqual(
+            'Timed out after 4.0s; vm1 (%s): task state none (idle) for '
+            '4.0s' % self.server_id, watch.outcome.message)
+
+    def test_outcome_exit_codes(self):
+        expected = {'met': 0, 'failed': 3, 'stalled': 4, 'timed-out': 124,
+                    'interrupted': 130, 'terminated': 143}
+        self.assertEqual(expected, engine.EXIT_CODES)
+        for kind, code in expected.items():
+            self.assertEqual(code, engine.Outcome(kind, 'x').exit_code)
+
+    def test_format_duration(self):
+        cases = ((0.44, '0.4s'), (12.34, '12.3s'), (245, '4m05s'),
+                 (3725, '1h02m'))
+        for seconds, text in cases:
+            self.assertEqual(text, engine.format_duration(seconds))
+
+    def test_track_label(self):
+        self.assertEqual('abc', engine.Track('abc').label)
+        self.assertEqual('vm1 (abc)', engine.Track('abc', 'vm1').label)
