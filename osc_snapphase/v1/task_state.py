@@ -14,6 +14,7 @@
 watch``"""
 
 import argparse
+import itertools
 import json
 import logging
 import time
@@ -239,12 +240,18 @@ class WatchTaskState(command.Lister):
             raise exceptions.CommandError(str(exc))
 
     def produce_output(self, parsed_args, column_names, data):
+        live_table = (parsed_args.formatter == 'table'
+                      and not parsed_args.sort_columns
+                      and common.is_terminal(self.app.stdout))
+        if not (parsed_args.stream or live_table):
+            return super().produce_output(parsed_args, column_names, data)
+        columns, selector = self._generate_columns_and_selector(
+            parsed_args, column_names)
+        if selector is not None:
+            data = (list(itertools.compress(row, selector)) for row in data)
         if parsed_args.stream:
-            return self._stream_json(column_names, data)
-        if (parsed_args.formatter == 'table'
-                and common.is_terminal(self.app.stdout)):
-            return self._live_table(parsed_args, column_names, data)
-        return super().produce_output(parsed_args, column_names, data)
+            return self._stream_json(columns, data)
+        return self._live_table(columns, data)
 
     def _stream_json(self, column_names, data):
         out = self.app.stdout
@@ -254,16 +261,21 @@ class WatchTaskState(command.Lister):
             out.flush()
         return 0
 
-    def _live_table(self, parsed_args, column_names, data):
-        names = [t.name for t in self.watch.tracks]
-        widths = [24, 36, max([11] + [len(n) for n in names]), 9, 9,
-                  max(len(s) for s in phases.TASK_STATES), 11, 12, 17]
-        widths = [max(w, len(c)) for w, c in zip(widths, column_names)]
+    def _live_table(self, column_names, data):
+        """Rows as they happen, in cliff's table style (kubectl get -w)."""
+        longest = {
+            'Time': 24,
+            'Server ID': 36,
+            'Server Name': max(len(t.name) for t in self.watch.tracks),
+            'Task State': max(len(s) for s in phases.TASK_STATES),
+            'Phase': max(len(p) for p in phases.PHASE_ORDER),
+        }
+        widths = [max(len(c), longest.get(c, 9)) for c in column_names]
         rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+\n'
         out = self.app.stdout
 
         def line(values):
-            cells = ['' if v is None else str(v) for v in values]
+            cells = [str(v) for v in values]
             return '| ' + ' | '.join(
                 c.ljust(w) for c, w in zip(cells, widths)) + ' |\n'
         out.write(rule + line(column_names) + rule)
