@@ -1,0 +1,224 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+
+"""Tests of osc_snapphase.cloud: the openstacksdk adapters."""
+
+from unittest import mock
+
+from keystoneauth1 import exceptions as ks_exceptions
+from openstack.compute.v2 import _proxy as compute_proxy
+from openstack import exceptions as sdk_exceptions
+from openstack.image.v2 import _proxy as image_proxy
+import requests
+import testtools
+
+from osc_snapphase import cloud
+from osc_snapphase import engine
+from osc_snapphase.tests.unit import fakes
+
+
+def http_error(status, retry_after=None):
+    response = requests.Response()
+    response.status_code = status
+    if retry_after is not None:
+        response.headers['Retry-After'] = retry_after
+    return sdk_exceptions.HttpException('HTTP %d' % status,
+                                        response=response)
+
+
+class TestServerFetcher(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.compute_client = mock.Mock(spec=compute_proxy.Proxy)
+        self.fetch = cloud.ServerFetcher(self.compute_client)
+
+    def test_server_fetch_one(self):
+        server = fakes.create_one_server(
+            {'OS-EXT-STS:task_state': 'image_snapshot'})
+        self.compute_client.get_server.return_value = server
+        states = self.fetch([server.id])
+        self.compute_client.get_server.assert_called_once_with(server.id)
+        self.compute_client.servers.assert_not_called()
+        self.assertEqual(
+            {server.id: engine.ServerState(
+                server.id, server.name, 'ACTIVE', 'active',
+                'image_snapshot', 1, None)}, states)
+
+    def test_server_fetch_one_missing(self):
+        self.compute_client.get_server.side_effect = fakes.not_found()
+        self.assertEqual({}, self.fetch(['gone']))
+
+    def test_server_fetch_many_one_call(self):
+        servers = [fakes.create_one_server() for _ in range(3)]
+        self.compute_client.servers.return_value = iter(servers)
+        states = self.fetch([s.id for s in servers[:2]])
+        self.compute_client.servers.assert_called_once_with(details=True)
+        self.compute_client.get_server.assert_not_called()
+        self.assertEqual(sorted(s.id for s in servers[:2]), sorted(states))
+
+    def test_server_fetch_many_missing(self):
+        servers = [fakes.create_one_server() for _ in range(2)]
+        self.compute_client.servers.return_value = iter(servers[:1])
+        self.compute_client.get_server.side_effect = fakes.not_found()
+        states = self.fetch([s.id for s in servers])
+        self.compute_client.get_server.assert_called_once_with(servers[1].id)
+        self.assertEqual([servers[0].id], list(states))
+
+    def test_server_fetch_many_missing_from_listing_only(self):
+        # e.g. another project's server seen by an admin
+        servers = [fakes.create_one_server() for _ in range(2)]
+        self.compute_client.servers.return_value = iter(servers[:1])
+        self.compute_client.get_server.return_value = servers[1]
+        states = self.fetch([s.id for s in servers])
+        self.assertEqual(sorted(s.id for s in servers), sorted(states))
+
+    def test_server_fetch_fault(self):
+        server = fakes.create_one_server({
+            'status': 'ERROR', 'OS-EXT-STS:vm_state': 'error',
+            'fault': {'code': 500, 'message': 'No valid host'}})
+        self.compute_client.get_server.return_value = server
+        self.assertEqual('No valid host', self.fetch([server.id])[
+            server.id].fault)
+
+    def test_server_fetch_transient(self):
+        self.compute_client.get_server.side_effect = http_error(503, '7')
+        exc = self.assertRaises(engine.TransientError, self.fetch, ['x'])
+        self.assertEqual('The Compute service answered HTTP 503', str(exc))
+        self.assertEqual(7.0, exc.retry_after)
+
+    def test_server_fetch_other_error_propagates(self):
+        self.compute_client.get_server.side_effect = http_error(403)
+        self.assertRaises(sdk_exceptions.HttpException, self.fetch, ['x'])
+
+    def test_server_fetch_no_task_states(self):
+        server = fakes.create_one_server({
+            'OS-EXT-STS:vm_state': None, 'OS-EXT-STS:power_state': None})
+        self.compute_client.get_server.return_value = server
+        exc = self.assertRaises(cloud.NoTaskStates, self.fetch, [server.id])
+        self.assertEqual(
+            'The cloud does not show task states for server %s: the '
+            'OS-EXT-STS fields are missing from its answer (an old cloud or '
+            'a restrictive policy)' % server.id, str(exc))
+
+
+class TestTransientFrom(testtools.TestCase):
+
+    def test_transient_from_http(self):
+        for code in (429, 500, 502, 503, 504):
+            exc = cloud.transient_from(http_error(code))
+            self.assertIsInstance(exc, engine.TransientError)
+            self.assertIsNone(exc.retry_after)
+            self.assertFalse(exc.malformed)
+
+    def test_transient_from_retry_after(self):
+        cases = (('7', 7.0), ('0.5', 0.5), ('99999', 3600.0),
+                 ('Wed, 21 Oct 2015 07:28:00 GMT', None))
+        for header, expected in cases:
+            exc = cloud.transient_from(http_error(429, header))
+            self.assertEqual(expected, exc.retry_after, header)
+
+    def test_transient_from_connection(self):
+        for error in (ks_exceptions.ConnectFailure('refused'),
+                      ks_exceptions.ConnectTimeout('slow'),
+                      ks_exceptions.UnknownConnectionError('odd', None)):
+            exc = cloud.transient_from(error)
+            self.assertTrue(str(exc).startswith('Connection problem: '))
+            self.assertFalse(exc.malformed)
+
+    def test_transient_from_malformed(self):
+        exc = cloud.transient_from(ValueError('Expecting value'))
+        self.assertTrue(exc.malformed)
+        self.assertEqual(
+            'The cloud sent a response that is not valid JSON '
+            '(Expecting value)', str(exc))
+
+    def test_transient_from_permanent(self):
+        for error in (http_error(404), http_error(400), http_error(409),
+                      fakes.not_found(), RuntimeError('bug')):
+            self.assertIsNone(cloud.transient_from(error))
+
+
+class TestImageLookup(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.image_client = mock.Mock(spec=image_proxy.Proxy)
+        self.images = cloud.ImageLookup(self.image_client)
+
+    def test_image_get(self):
+        image = fakes.create_one_image({'status': 'saving'})
+        self.image_client.get_image.return_value = image
+        self.assertEqual(
+            engine.ImageState(image.id, image.name, 'saving', False),
+            self.images.get(image.id))
+        self.image_client.get_image.assert_called_once_with(image.id)
+
+    def test_image_get_volume_backed(self):
+        image = fakes.create_one_image(
+            {'properties': {'block_device_mapping': '[]'}})
+        self.image_client.get_image.return_value = image
+        self.assertTrue(self.images.get(image.id).volume_backed)
+
+    def test_image_get_not_found(self):
+        self.image_client.get_image.side_effect = fakes.not_found()
+        self.assertIsNone(self.images.get('gone'))
+
+    def test_image_get_transient(self):
+        self.image_client.get_image.side_effect = http_error(502)
+        self.assertRaises(engine.TransientError, self.images.get, 'x')
+
+    def response(self, body):
+        response = mock.Mock(status_code=200, headers={})
+        response.json.return_value = body
+        return response
+
+    def test_image_latest(self):
+        image_id = fakes.new_id()
+        self.image_client.get.return_value = self.response({'images': [
+            {'id': image_id, 'name': 'snap', 'status': 'queued',
+             'block_device_mapping': '[]'}]})
+        self.assertEqual(
+            engine.ImageState(image_id, 'snap', 'queued', True),
+            self.images.latest('srv'))
+        self.image_client.get.assert_called_once_with(
+            '/images', params={'instance_uuid': 'srv',
+                               'sort_key': 'created_at',
+                               'sort_dir': 'desc', 'limit': 1})
+
+    def test_image_latest_none(self):
+        self.image_client.get.return_value = self.response({'images': []})
+        self.assertIsNone(self.images.latest('srv'))
+
+    def test_image_latest_malformed(self):
+        response = self.response(None)
+        response.json.side_effect = ValueError('Expecting value')
+        self.image_client.get.return_value = response
+        exc = self.assertRaises(engine.TransientError, self.images.latest,
+                                'srv')
+        self.assertTrue(exc.malformed)
+
+
+class TestWatchApi(testtools.TestCase):
+
+    def test_cloud_watch_builds_engine(self):
+        connection = mock.Mock()
+        server = fakes.create_one_server()
+        connection.compute.find_server.return_value = server
+        watch = cloud.watch(connection, [server.name], until='disk-safe',
+                            timeout=60)
+        connection.compute.find_server.assert_called_once_with(
+            server.name, ignore_missing=False)
+        self.assertEqual([server.id], [t.server_id for t in watch.tracks])
+        self.assertEqual('disk-safe', str(watch.condition))
+        self.assertEqual(60, watch.timeout)
