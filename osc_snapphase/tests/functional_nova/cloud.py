@@ -753,8 +753,9 @@ def main(argv=None):
         print('export OS_CLOUD=nova-admin   # or nova-demo')
         print('# nova %s  glance %s  keystone %s' % (
             cloud.nova_url, cloud.glance_url, cloud.auth_url))
-        print('# flavors: m1.tiny ...; images: %s' % ', '.join(sorted(
-            i['name'] for i in cloud.glance.detail(None))))
+        print('# try: openstack server create --flavor m1.tiny --image %s '
+              '--nic none vm1 --wait' % glance_fixture.GlanceFixture.image1[
+                  'id'])
         sys.stdout.flush()
         try:
             while True:

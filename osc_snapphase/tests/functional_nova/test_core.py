@@ -191,13 +191,20 @@ class TestCoreCommands(base.NovaTestCase):
 
     def test_image_deleted_during_snapshot(self):
         server_id = self.boot('vm1')
-        plan = self.plan('vm1', hold=('snapshot',))
+        plan = self.plan('vm1', hold=('snapshot', 'pending_upload'))
         image = self.openstack_json('server', 'image', 'create', 'vm1',
                                     '--name', 'snap1')
         plan.wait_entered('snapshot')
         self.openstack('image', 'delete', image['id'])
+        plan.release('snapshot')
+        # Nova does not notice at once: the driver carries on into the
+        # next phase and fails only when it next talks to Glance.
+        plan.wait_entered('pending_upload')
+        self.assertEqual('image_pending_upload',
+                         self.cloud.task_state(server_id))
         plan.release()
-        plan.wait_done()
+        self.assertIsInstance(plan.wait_done(),
+                              driver.exception.ImageNotFound)
         self.cloud.wait_task_state(server_id, None)
         self.assertEqual('active', self.cloud.server(server_id)[
             'OS-EXT-STS:vm_state'])
