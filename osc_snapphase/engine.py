@@ -331,7 +331,10 @@ class Watch:
         track.op_max_step = None
         track.settle_since = None
         track.image_checked = None
-        if track.image_id is None and self._images is not None:
+        track.image_id = None
+        track.image_status = None
+        track.volume_backed = False
+        if self._images is not None:
             image = self._images.latest(track.server_id)
             if image is not None and image.status in ('queued', 'saving'):
                 track.image_id = image.id
@@ -447,7 +450,8 @@ class Watch:
 
     def _timeout_message(self):
         waiting = [t for t in self.tracks
-                   if not (self.condition and self.condition.holds(t))]
+                   if t.state is None or not (self.condition
+                                              and self.condition.holds(t))]
         parts = []
         for track in waiting or self.tracks:
             if track.state is None:
