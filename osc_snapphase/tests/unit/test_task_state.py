@@ -1,0 +1,354 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+
+"""Tests of ``openstack server task-state show`` and ``... watch``."""
+
+import io
+import json
+from unittest import mock
+
+from openstack.compute.v2 import _proxy as compute_proxy
+from openstack.image.v2 import _proxy as image_proxy
+from osc_lib import exceptions
+from osc_lib.test import base
+
+from osc_snapphase import engine
+from osc_snapphase.tests.unit import fakes
+from osc_snapphase.v1 import task_state
+
+
+class TestTaskState(base.TestCommand):
+
+    def setUp(self):
+        super().setUp()
+        self.app.client_manager.compute = mock.Mock(spec=compute_proxy.Proxy)
+        self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
+        self.compute_client = self.app.client_manager.compute
+        self.image_client = self.app.client_manager.image
+        self.app.stderr = io.StringIO()
+        patcher = mock.patch('sys.stderr', io.StringIO())
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+
+class TestTaskStateShow(TestTaskState):
+
+    def setUp(self):
+        super().setUp()
+        self.cmd = task_state.ShowTaskState(self.app, None)
+
+    def show(self, attrs):
+        server = fakes.create_one_server(attrs)
+        self.compute_client.find_server.return_value = server
+        arglist = [server.name]
+        verifylist = [('server', server.name)]
+        parsed_args = self.check_parser(self.cmd, arglist, verifylist)
+        columns, data = self.cmd.take_action(parsed_args)
+        self.compute_client.find_server.assert_called_once_with(
+            server.name, ignore_missing=False)
+        return server, columns, data
+
+    def test_task_state_show_idle(self):
+        server, columns, data = self.show({})
+        self.assertEqual(task_state.SHOW_COLUMNS, columns)
+        self.assertEqual(
+            (server.id, server.name, 'ACTIVE', 'active', None, 'Running',
+             'idle', 'No task in progress; an image can be created', True,
+             True), data)
+
+    def test_task_state_show_image_snapshot(self):
+        server, columns, data = self.show(
+            {'OS-EXT-STS:task_state': 'image_snapshot'})
+        self.assertEqual(
+            (server.id, server.name, 'ACTIVE', 'active', 'image_snapshot',
+             'Running', 'disk-capture',
+             'The hypervisor is capturing the guest disk', False, False),
+            data)
+
+    def test_task_state_show_image_uploading(self):
+        server, columns, data = self.show(
+            {'OS-EXT-STS:task_state': 'image_uploading',
+             'OS-EXT-STS:power_state': 4, 'status': 'SHUTOFF',
+             'OS-EXT-STS:vm_state': 'stopped'})
+        self.assertEqual(
+            (server.id, server.name, 'SHUTOFF', 'stopped', 'image_uploading',
+             'Shutdown', 'upload',
+             'The image is being uploaded to the Image service', True,
+             False), data)
+
+    def test_task_state_show_unknown_state(self):
+        server, columns, data = self.show(
+            {'OS-EXT-STS:task_state': 'resize_migrating'})
+        self.assertEqual(
+            ('resize_migrating', 'Running', 'other',
+             'Server busy with task resize_migrating (not an image '
+             'operation)', True, False), data[4:])
+
+    def test_task_state_show_error_vm_state(self):
+        server, columns, data = self.show(
+            {'OS-EXT-STS:vm_state': 'error', 'status': 'ERROR'})
+        self.assertEqual(('idle', True, False), data[6:7] + data[8:])
+
+    def test_task_state_show_json_types(self):
+        server, columns, data = self.show({})
+        info = dict(zip(columns, data))
+        self.assertIs(True, info['disk_writes_safe'])
+        self.assertIs(True, info['image_create_allowed'])
+        self.assertIsNone(info['task_state'])
+        text = json.dumps(info)
+        self.assertIn('"disk_writes_safe": true', text)
+        self.assertIn('"task_state": null', text)
+
+    def test_task_state_show_no_task_states(self):
+        server = fakes.create_one_server({'OS-EXT-STS:vm_state': None,
+                                          'OS-EXT-STS:power_state': None})
+        self.compute_client.find_server.return_value = server
+        parsed_args = self.check_parser(self.cmd, [server.id], [])
+        exc = self.assertRaises(exceptions.CommandError,
+                                self.cmd.take_action, parsed_args)
+        self.assertIn('does not show task states for server %s' % server.id,
+                      str(exc))
+
+    def test_task_state_show_parser_empty_server(self):
+        for arglist in ([''], ['  '], []):
+            self.assertRaises(base.ParserException, self.check_parser,
+                              self.cmd, arglist, [])
+
+
+class TestTaskStateWatch(TestTaskState):
+
+    def setUp(self):
+        super().setUp()
+        self.cmd = task_state.WatchTaskState(self.app, None)
+        self.clock = fakes.FakeClock()
+        self.cmd.clock = self.clock
+        self.cmd.sleep = self.clock.sleep
+        self.server = fakes.create_one_server({'name': 'vm1'})
+        self.image_id = fakes.new_id()
+        self.images = []   # timeline of image bodies for ?instance_uuid=
+
+    def script(self, timelines, servers=None):
+        servers = servers or [self.server]
+        scripted = fakes.ScriptedCompute(self.clock, servers, timelines)
+        self.compute_client.find_server.side_effect = scripted.find_server
+        self.compute_client.get_server.side_effect = scripted.get_server
+        self.compute_client.servers.side_effect = scripted.list_servers
+
+        def image_list(url, params=None):
+            body = fakes._at(self.images, self.clock())
+            response = mock.Mock(status_code=200, headers={})
+            response.json.return_value = {
+                'images': [body] if body else []}
+            return response
+        self.image_client.get.side_effect = image_list
+
+        def get_image(image_id):
+            body = fakes._at(self.images, self.clock())
+            if body is None or body['id'] != image_id:
+                raise fakes.not_found()
+            return fakes.create_one_image(body)
+        self.image_client.get_image.side_effect = get_image
+
+    def test_task_state_watch_parser_defaults(self):
+        arglist = ['vm1']
+        verifylist = [('servers', ['vm1']), ('until', None),
+                      ('timeout', None), ('stall_timeout', None),
+                      ('interval', None), ('stream', False)]
+        self.check_parser(self.cmd, arglist, verifylist)
+
+    def test_task_state_watch_parser_options(self):
+        arglist = ['vm1', 'vm2', '--until', 'task-state=image_uploading',
+                   '--timeout', '90', '--stall-timeout', '30.5',
+                   '--interval', '0.2', '--stream']
+        verifylist = [('servers', ['vm1', 'vm2']), ('timeout', 90.0),
+                      ('stall_timeout', 30.5), ('interval', 0.2),
+                      ('stream', True)]
+        parsed_args = self.check_parser(self.cmd, arglist, verifylist)
+        self.assertEqual('task-state=image_uploading',
+                         str(parsed_args.until))
+
+    def test_task_state_watch_parser_until_forms(self):
+        for text in ('idle', 'disk-safe', 'deleted', 'task-state=none',
+                     'vm-state=active', 'status=SHUTOFF'):
+            parsed_args = self.check_parser(
+                self.cmd, ['vm1', '--until', text], [])
+            self.assertEqual(text, str(parsed_args.until))
+
+    def test_task_state_watch_parser_invalid(self):
+        cases = (
+            ['vm1', '--interval', '0'],
+            ['vm1', '--interval', '-1'],
+            ['vm1', '--interval', '0.1'],
+            ['vm1', '--interval', 'nan'],
+            ['vm1', '--interval', 'inf'],
+            ['vm1', '--interval', 'abc'],
+            ['vm1', '--interval', '1e9'],
+            ['vm1', '--timeout', '-5'],
+            ['vm1', '--timeout', 'abc'],
+            ['vm1', '--timeout', '0'],
+            ['vm1', '--stall-timeout', '0'],
+            ['vm1', '--until', 'unknown'],
+            ['vm1', '--until', 'task-state='],
+            ['vm1', '--until', 'foo=bar'],
+            ['vm1', '--until', 'vm-state='],
+            [''],
+            ['vm1', ''],
+            [],
+        )
+        for arglist in cases:
+            self.assertRaises(base.ParserException, self.check_parser,
+                              self.cmd, arglist, [])
+
+    def test_task_state_watch_until_idle(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:task_state': 'image_snapshot'}),
+            (1, {'OS-EXT-STS:task_state': 'image_uploading'}),
+            (3, {'OS-EXT-STS:task_state': None}),
+        ]})
+        self.images = [
+            (0, {'id': self.image_id, 'status': 'queued'}),
+            (3, {'id': self.image_id, 'status': 'active'}),
+        ]
+        arglist = ['vm1', '--until', 'idle', '--interval', '1']
+        parsed_args = self.check_parser(self.cmd, arglist, [])
+        columns, rows = self.cmd.take_action(parsed_args)
+        self.assertEqual(task_state.WATCH_COLUMNS, columns)
+        rows = list(rows)
+        self.assertEqual(
+            [(self.server.id, 'vm1', 'ACTIVE',
+              'active', 'image_snapshot', 'Running', 'disk-capture', None),
+             (self.server.id, 'vm1', 'ACTIVE',
+              'active', 'image_uploading', 'Running', 'upload', 1.0),
+             (self.server.id, 'vm1', 'ACTIVE',
+              'active', None, 'Running', 'idle', 2.0)],
+            [r[1:] for r in rows])
+        for row in rows:
+            self.assertRegex(
+                row[0], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
+        self.assertEqual(engine.MET, self.cmd.watch.outcome.kind)
+        self.assertEqual([1, 1, 1], self.clock.sleeps)
+
+    def test_task_state_watch_same_server_twice(self):
+        self.script({self.server.id: [(0, {})]})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', self.server.id], [])
+        exc = self.assertRaises(exceptions.CommandError,
+                                self.cmd.take_action, parsed_args)
+        self.assertEqual(
+            "Server vm1 (%s) is given more than once (as 'vm1' and %r)"
+            % (self.server.id, self.server.id), str(exc))
+
+    def test_task_state_watch_two_servers_one_listing(self):
+        other = fakes.create_one_server({'name': 'vm2'})
+        self.script({self.server.id: [(0, {})], other.id: [(0, {})]},
+                    servers=[self.server, other])
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', 'vm2', '--until', 'idle'], [])
+        columns, rows = self.cmd.take_action(parsed_args)
+        self.assertEqual(['vm1', 'vm2'], [r[2] for r in rows])
+        self.compute_client.servers.assert_called_once_with(details=True)
+        self.compute_client.get_server.assert_not_called()
+
+    def test_task_state_watch_run_met(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:task_state': 'image_pending_upload'}),
+            (2, {'OS-EXT-STS:task_state': 'image_uploading'}),
+        ]})
+        self.images = [(0, {'id': self.image_id, 'status': 'saving'})]
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--until', 'task-state=image_uploading',
+                       '-f', 'value'], [])
+        self.assertEqual(0, self.cmd.run(parsed_args))
+        output = self.app.stdout.make_string()
+        self.assertIn('image_pending_upload', output)
+        self.assertIn('image_uploading', output)
+        self.assertEqual('', self.app.stderr.getvalue())
+
+    def test_task_state_watch_run_timeout(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:task_state': 'rebooting'})]})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--until', 'idle', '--timeout', '10',
+                       '-f', 'csv'], [])
+        self.assertEqual(124, self.cmd.run(parsed_args))
+        self.assertEqual(
+            'Timed out after 10.0s; vm1 (%(id)s): task state rebooting '
+            '(other) for 10.0s. To keep following: openstack server '
+            'task-state watch %(id)s --until idle\n' % {'id': self.server.id},
+            self.app.stderr.getvalue())
+        self.assertLessEqual(self.clock.now, 10.0)
+
+    def test_task_state_watch_run_failed(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:task_state': 'image_uploading'}),
+            (1, None)]})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--until', 'idle', '--interval', '1',
+                       '-f', 'value'], [])
+        self.assertEqual(3, self.cmd.run(parsed_args))
+        self.assertEqual(
+            'Server vm1 (%(id)s) was deleted after 1.0s. See: openstack '
+            'server event list %(id)s\n' % {'id': self.server.id},
+            self.app.stderr.getvalue())
+
+    def test_task_state_watch_run_stalled(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:task_state': 'image_pending_upload'})]})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--stall-timeout', '5', '-f', 'value'], [])
+        self.assertEqual(4, self.cmd.run(parsed_args))
+        self.assertIn('has been in task state image_pending_upload',
+                      self.app.stderr.getvalue())
+
+    def test_task_state_watch_run_interrupted(self):
+        self.script({self.server.id: [(0, {})]})
+
+        def interrupt(seconds):
+            raise KeyboardInterrupt()
+        self.cmd.sleep = interrupt
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '-f', 'value'], [])
+        self.assertEqual(130, self.cmd.run(parsed_args))
+        self.assertIn('Interrupted after 0.0s. To keep following: '
+                      'openstack server task-state watch %s --until idle'
+                      % self.server.id, self.app.stderr.getvalue())
+
+    def test_task_state_watch_run_stream_json(self):
+        self.app.stdout = io.StringIO()
+        self.script({self.server.id: [(0, {})]})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--until', 'idle', '--stream', '-f', 'json'],
+            [])
+        self.assertEqual(0, self.cmd.run(parsed_args))
+        lines = self.app.stdout.getvalue().splitlines()
+        self.assertEqual(1, len(lines))
+        row = json.loads(lines[0])
+        self.assertEqual(list(task_state.WATCH_COLUMNS), list(row))
+        self.assertIsNone(row['Task State'])
+        self.assertEqual('idle', row['Phase'])
+
+    def test_task_state_watch_stream_needs_json(self):
+        self.script({self.server.id: [(0, {})]})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--stream', '-f', 'value'], [])
+        exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                parsed_args)
+        self.assertEqual(2, exc.code)
+
+    def test_task_state_watch_no_task_states(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:vm_state': None,
+                 'OS-EXT-STS:power_state': None})]})
+        parsed_args = self.check_parser(self.cmd, ['vm1'], [])
+        columns, rows = self.cmd.take_action(parsed_args)
+        self.assertRaises(exceptions.CommandError, list, rows)
