@@ -380,7 +380,9 @@ class Watch:
                     else 'no image of this server exists')
             self._end(FAILED, (
                 'The image operation of server %s ended without an active '
-                'image: %s') % (track.label, what), track.server_id)
+                'image after %s: %s') % (
+                    track.label, format_duration(self.elapsed()), what),
+                track.server_id)
             return
         track.image_id = image.id
         track.image_status = image.status
@@ -391,8 +393,9 @@ class Watch:
         if image.status in FAILED_IMAGE_STATUSES:
             self._end(FAILED, (
                 'The image operation of server %s ended without an active '
-                'image: image %s is %s') % (
-                    track.label, image.id, image.status), track.server_id)
+                'image after %s: image %s is %s') % (
+                    track.label, format_duration(self.elapsed()), image.id,
+                    image.status), track.server_id)
             return
         if image.volume_backed:
             # Boot from volume: Nova snapshots the volumes before it
@@ -425,8 +428,10 @@ class Watch:
             if (track.exists and state.vm_state == 'error'
                     and not (condition and condition.accepts_error)):
                 fault = (': %s' % state.fault) if state.fault else ''
-                self._end(FAILED, 'Server %s went to vm_state error%s' % (
-                    track.label, fault), track.server_id)
+                self._end(FAILED, 'Server %s went to vm_state error after '
+                          '%s%s' % (track.label,
+                                    format_duration(self.elapsed()), fault),
+                          track.server_id)
                 return
         if condition is not None and all(
                 condition.holds(t) for t in self.tracks):

@@ -242,7 +242,8 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(self.server_id, watch.outcome.server_id)
         self.assertEqual(
             'The image operation of server vm1 (%s) ended without an active '
-            'image: image %s is gone (404)' % (self.server_id, self.image_id),
+            'image after 2.0s: image %s is gone (404)'
+            % (self.server_id, self.image_id),
             watch.outcome.message)
 
     def test_watch_image_killed_after_operation(self):
@@ -255,7 +256,8 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(engine.FAILED, watch.outcome.kind)
         self.assertEqual(
             'The image operation of server vm1 (%s) ended without an active '
-            'image: image %s is killed' % (self.server_id, self.image_id),
+            'image after 1.0s: image %s is killed'
+            % (self.server_id, self.image_id),
             watch.outcome.message)
 
     def test_watch_no_image_of_server(self):
@@ -266,7 +268,8 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(engine.FAILED, watch.outcome.kind)
         self.assertEqual(
             'The image operation of server vm1 (%s) ended without an active '
-            'image: no image of this server exists' % self.server_id,
+            'image after 1.0s: no image of this server exists'
+            % self.server_id,
             watch.outcome.message)
 
     def test_watch_image_deleted_task_stuck(self):
@@ -374,7 +377,7 @@ class TestWatchFailures(EngineTestCase):
         list(watch)
         self.assertEqual(engine.FAILED, watch.outcome.kind)
         self.assertEqual(
-            'Server vm1 (%s) went to vm_state error: Disk full'
+            'Server vm1 (%s) went to vm_state error after 1.0s: Disk full'
             % self.server_id, watch.outcome.message)
 
     def test_watch_vm_state_error_accepted(self):
