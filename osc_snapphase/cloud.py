@@ -19,6 +19,7 @@ ones that a watch survives and the others that end it.
 """
 
 import logging
+import time
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
@@ -180,6 +181,28 @@ class ImageLookup:
             'block_device_mapping' in body)
 
 
+RESOLVE_ATTEMPTS = 5
+
+
+def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
+    """Resolve a server by name or ID, as ``openstack server show`` does.
+
+    Transient faults (connection errors, 5xx, 429) are retried a few times
+    with backoff, honouring Retry-After; others propagate.
+    """
+    for attempt in range(1, RESOLVE_ATTEMPTS + 1):
+        try:
+            return compute.find_server(name_or_id, ignore_missing=False)
+        except Exception as exc:
+            transient = transient_from(exc)
+            if transient is None or attempt == RESOLVE_ATTEMPTS:
+                raise
+            if notify is not None and attempt == 1:
+                notify('%s while looking up server %s; retrying'
+                       % (transient, name_or_id))
+            sleep(max(transient.retry_after or 0, 0.5 * 2 ** (attempt - 1)))
+
+
 def watch(connection, servers, until=None, timeout=None,
           stall_timeout=None, interval=None, notify=None):
     """Watch servers of an openstacksdk Connection; a Python API.
@@ -201,8 +224,7 @@ def watch(connection, servers, until=None, timeout=None,
     """
     tracks = []
     for name_or_id in servers:
-        server = connection.compute.find_server(name_or_id,
-                                                ignore_missing=False)
+        server = find_server(connection.compute, name_or_id, notify=notify)
         tracks.append(engine.Track(server.id, server.name))
     return engine.Watch(
         ServerFetcher(connection.compute), tracks,

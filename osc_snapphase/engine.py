@@ -317,14 +317,14 @@ class Watch:
         if isinstance(task, str) and task in phases.IMAGE_PRODUCING_STATES:
             entry = phases.TASK_STATES[task]
             if not track.op_active or track.op_succeeded:
-                self._start_operation(track, entry)
+                self._start_operation(track, entry, now)
             if track.op_max_step is None or entry.step > track.op_max_step:
                 track.op_max_step = entry.step
             self._check_image_during(track, now)
         elif task is None and track.op_active:
             self._settle(track, now)
 
-    def _start_operation(self, track, entry):
+    def _start_operation(self, track, entry, now):
         track.op_active = True
         track.op_succeeded = False
         track.op_shelve = entry.operation == phases.SHELVE
@@ -339,12 +339,11 @@ class Watch:
             if image is not None and image.status in ('queued', 'saving'):
                 track.image_id = image.id
                 track.image_status = image.status
+                track.image_checked = now
 
     def _check_image_during(self, track, now):
         """Catch an image that failed while the task state stays set."""
         if self._images is None or track.image_id is None:
-            return
-        if phases.phase_of(track.task_state) == phases.DISK_CAPTURE:
             return
         if (track.image_checked is not None
                 and now - track.image_checked < IMAGE_CHECK_INTERVAL):

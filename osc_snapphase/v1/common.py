@@ -82,26 +82,10 @@ def usage_error(prog, message):
     raise SystemExit(2)
 
 
-RESOLVE_ATTEMPTS = 5
-
-
 def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
-    """Resolve a server by name or ID, as ``openstack server show`` does.
-
-    Transient faults (connection errors, 5xx, 429) are retried a few times
-    with backoff, honouring Retry-After; others propagate.
-    """
-    for attempt in range(1, RESOLVE_ATTEMPTS + 1):
-        try:
-            return compute.find_server(name_or_id, ignore_missing=False)
-        except Exception as exc:
-            transient = cloud.transient_from(exc)
-            if transient is None or attempt == RESOLVE_ATTEMPTS:
-                raise
-            if notify is not None and attempt == 1:
-                notify('%s while looking up server %s; retrying'
-                       % (transient, name_or_id))
-            sleep(max(transient.retry_after or 0, 0.5 * 2 ** (attempt - 1)))
+    """Resolve a server by name or ID, retrying transient faults."""
+    return cloud.find_server(compute, name_or_id, notify=notify,
+                             sleep=sleep)
 
 
 def current_state(server):

@@ -16,8 +16,8 @@ server backup create``, as a cliff CommandHook."""
 import logging
 import time
 
+from cliff import columns
 from cliff import hooks
-from osc_lib.cli import format_columns
 from osc_lib import exceptions
 
 from osc_snapphase import cloud
@@ -39,9 +39,21 @@ EPILOG = (
     'writes are safe; pending-upload: the packaging; upload: the image is '
     'active). Exit status: 0 done, 1 error or server busy, 2 usage error, 3 '
     'the image creation failed, 124 --wait-phase-timeout reached, 130 '
-    'interrupted (the image creation goes on in the cloud). Type the command '
+    'interrupted, 143 terminated (the image creation goes on in the cloud). '
+    'Type the command '
     'name in full: abbreviated command names do not load this option.'
 )
+
+
+class PhaseDurationsColumn(columns.FormattableColumn):
+    """Seconds per observed phase: a dict for machines, a line for people."""
+
+    def human_readable(self):
+        return ', '.join('%s %s' % (phase, engine.format_duration(seconds))
+                         for phase, seconds in self._value.items())
+
+    def machine_readable(self):
+        return dict(self._value)
 
 
 class WaitPhaseHook(hooks.CommandHook):
@@ -198,7 +210,7 @@ class WaitPhaseHook(hooks.CommandHook):
         image = self.cmd.app.client_manager.image.get_image(info['id'])
         info.update(_format_image(image, columns))
         info['server_phase'] = phases.phase_of(track.task_state)
-        info['phase_durations'] = format_columns.DictColumn({
+        info['phase_durations'] = PhaseDurationsColumn({
             phase: round(seconds, 3) for phase, seconds in
             track.phase_durations().items()})
         names, values = zip(*sorted(info.items()))
