@@ -190,7 +190,7 @@ class ScriptedCompute:
     def find_server(self, name_or_id, ignore_missing=True):
         for server in self.servers.values():
             if name_or_id in (server.id, server.name):
-                return server
+                return self.get_server(server.id)
         raise not_found('server %s' % name_or_id)
 
 

@@ -1,0 +1,215 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+
+"""Tests of the --wait-phase hook of server image/backup create."""
+
+import argparse
+import io
+from unittest import mock
+
+from openstack.compute.v2 import _proxy as compute_proxy
+from openstack.image.v2 import _proxy as image_proxy
+from openstackclient.compute.v2 import server_backup
+from openstackclient.compute.v2 import server_image
+from osc_lib import exceptions
+from osc_lib.test import base
+
+from osc_snapphase.tests.unit import fakes
+from osc_snapphase.v1 import image_hook
+
+CORE_COMMANDS = (
+    ('server image create', server_image.CreateServerImage),
+    ('server backup create', server_backup.CreateServerBackup),
+)
+
+
+def option_strings(parser):
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+class TestWaitPhaseHook(base.TestCommand):
+
+    def setUp(self):
+        super().setUp()
+        self.app.client_manager.compute = mock.Mock(spec=compute_proxy.Proxy)
+        self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
+        self.compute_client = self.app.client_manager.compute
+        self.image_client = self.app.client_manager.image
+        self.app.command_manager = mock.Mock(namespace='openstack.cli')
+        self.app.stderr = io.StringIO()
+        patcher = mock.patch('sys.stderr', io.StringIO())
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.clock = fakes.FakeClock()
+        self.server = fakes.create_one_server({'name': 'vm1'})
+        self.image_id = fakes.new_id()
+        self.cmd = server_image.CreateServerImage(
+            self.app, None, cmd_name='server image create')
+        self.hook = list(self.cmd._hooks)[0].obj
+        self.hook.clock = self.clock
+        self.hook.sleep = self.clock.sleep
+
+    def script(self, servers, images):
+        compute = fakes.ScriptedCompute(
+            self.clock, [self.server], {self.server.id: servers})
+        self.compute_client.find_server.side_effect = compute.find_server
+        self.compute_client.get_server.side_effect = compute.get_server
+        self.compute_client.server_actions.return_value = []
+        image = fakes.ScriptedImage(self.clock, {self.image_id: images})
+        self.image_client.get_image.side_effect = image.get_image
+
+    def core_output(self):
+        info = {'id': self.image_id, 'name': 'snap', 'status': 'queued',
+                'properties': 'instance_uuid=%s' % self.server.id}
+        return tuple(zip(*sorted(info.items())))
+
+    def parse(self, arglist):
+        return self.check_parser(self.cmd, arglist, [])
+
+    # -- parser ------------------------------------------------------------
+
+    def test_wait_phase_hook_parser(self):
+        parser = argparse.ArgumentParser(add_help=False)
+        self.assertIs(parser, self.hook.get_parser(parser))
+        self.assertEqual({'--wait-phase', '--wait-phase-timeout'},
+                         option_strings(parser))
+        parsed = parser.parse_args(['--wait-phase', 'pending-upload'])
+        self.assertEqual('pending-upload', parsed.wait_phase)
+        self.assertEqual(3600.0, parsed.wait_phase_timeout)
+        for arglist in (['--wait-phase', 'disk'],
+                        ['--wait-phase-timeout', '0'],
+                        ['--wait-phase-timeout', 'nan']):
+            self.assertRaises(SystemExit, parser.parse_args, arglist)
+        self.assertIn('--wait-phase', self.hook.get_epilog())
+
+    def test_wait_phase_hook_no_clash_with_core(self):
+        hook_options = option_strings(
+            self.hook.get_parser(argparse.ArgumentParser(add_help=False)))
+        for cmd_name, cls in CORE_COMMANDS:
+            core = cls(self.app, None).get_parser('openstack ' + cmd_name)
+            self.assertEqual(set(), hook_options & option_strings(core),
+                             cmd_name)
+
+    def test_wait_phase_hook_entry_point(self):
+        for cmd_name, cls in CORE_COMMANDS:
+            cmd = cls(self.app, None, cmd_name=cmd_name)
+            self.assertEqual([image_hook.WaitPhaseHook],
+                             [type(h.obj) for h in cmd._hooks])
+            parser = cmd.get_parser('openstack ' + cmd_name)
+            self.assertIn('--wait-phase', option_strings(parser))
+            self.assertIn('--wait-phase-timeout', option_strings(parser))
+            parsed = parser.parse_args(
+                [self.server.name, '--wait-phase', 'snapshot'])
+            self.assertEqual('snapshot', parsed.wait_phase)
+
+    # -- before ------------------------------------------------------------
+
+    def test_wait_phase_hook_before_with_wait(self):
+        parsed_args = self.parse(
+            [self.server.name, '--wait', '--wait-phase', 'upload'])
+        exc = self.assertRaises(SystemExit, self.hook.before, parsed_args)
+        self.assertEqual(2, exc.code)
+        self.compute_client.find_server.assert_not_called()
+
+    def test_wait_phase_hook_before_busy(self):
+        self.script([(0, {'OS-EXT-STS:task_state': 'image_uploading'})], [])
+        parsed_args = self.parse([self.server.name, '--wait-phase',
+                                  'snapshot'])
+        exc = self.assertRaises(exceptions.CommandError, self.hook.before,
+                                parsed_args)
+        self.assertEqual(
+            'Server vm1 (%(id)s) is busy: task state image_uploading '
+            '(upload: The image is being uploaded to the Image service); '
+            'Nova would refuse a new image (HTTP 409), so none was created. '
+            'Wait for it with: openstack server task-state watch %(id)s '
+            '--until idle' % {'id': self.server.id}, str(exc))
+
+    def test_wait_phase_hook_before_without_option(self):
+        parsed_args = self.parse([self.server.name])
+        self.assertIs(parsed_args, self.hook.before(parsed_args))
+        self.compute_client.find_server.assert_not_called()
+        output = self.core_output()
+        self.assertIs(output, self.hook.after(parsed_args, output))
+
+    # -- after -------------------------------------------------------------
+
+    def run_hook(self, arglist):
+        parsed_args = self.parse([self.server.name] + arglist)
+        self.hook.before(parsed_args)
+        return self.hook.after(parsed_args, self.core_output())
+
+    def test_wait_phase_hook_after_snapshot_over(self):
+        self.script(
+            [(0, {'OS-EXT-STS:task_state': 'image_snapshot_pending'}),
+             (0.2, {'OS-EXT-STS:task_state': 'image_snapshot'}),
+             (3, {'OS-EXT-STS:task_state': 'image_pending_upload'})],
+            [(0, {'status': 'queued'})])
+        # before() saw the server idle, before the image was requested.
+        self.compute_client.find_server.side_effect = None
+        self.compute_client.find_server.return_value = self.server
+        columns, data = self.run_hook(['--wait-phase', 'snapshot'])
+        info = dict(zip(columns, data))
+        self.assertEqual(
+            ['id', 'name', 'phase_durations', 'properties', 'server_phase',
+             'status'], list(columns))
+        self.assertEqual('packaging', info['server_phase'])
+        durations = info['phase_durations'].machine_readable()
+        self.assertEqual(['disk-capture', 'packaging'], list(durations))
+        self.assertAlmostEqual(3.0, durations['disk-capture'])
+        self.assertEqual(self.image_id, info['id'])
+        self.assertIn('Image %s of server vm1 (%s) requested; waiting for '
+                      'the end of the snapshot phase (timeout 1h00m)'
+                      % (self.image_id, self.server.id),
+                      self.app.stderr.getvalue())
+
+    def test_wait_phase_hook_after_upload_done(self):
+        self.script([(0, {})], [(0, {'status': 'saving'}),
+                                (5, {'status': 'active'})])
+        columns, data = self.run_hook(['--wait-phase', 'upload'])
+        info = dict(zip(columns, data))
+        self.assertEqual('active', info['status'])
+        self.assertEqual('idle', info['server_phase'])
+        self.assertAlmostEqual(5.0, self.clock.now)
+
+    def test_wait_phase_hook_after_failed(self):
+        self.script(
+            [(0, {}), (0, {'OS-EXT-STS:task_state': 'image_uploading'}),
+             (2, {})],
+            [(0, {'status': 'saving'}), (2, {'status': 'killed'})])
+        self.compute_client.find_server.side_effect = None
+        self.compute_client.find_server.return_value = self.server
+        exc = self.assertRaises(SystemExit, self.run_hook,
+                                ['--wait-phase', 'upload'])
+        self.assertEqual(3, exc.code)
+        self.assertIn(
+            'The image operation of server vm1 (%s) ended without an active '
+            'image after 2.0s: image %s is killed'
+            % (self.server.id, self.image_id),
+            self.app.stderr.getvalue())
+
+    def test_wait_phase_hook_after_timeout(self):
+        self.compute_client.find_server.return_value = self.server
+        self.script([(0, {'OS-EXT-STS:task_state': 'image_snapshot'})],
+                    [(0, {'status': 'queued'})])
+        self.compute_client.find_server.side_effect = None
+        exc = self.assertRaises(
+            SystemExit, self.run_hook,
+            ['--wait-phase', 'snapshot', '--wait-phase-timeout', '5'])
+        self.assertEqual(124, exc.code)
+        message = self.app.stderr.getvalue()
+        self.assertIn('Timed out after 5.0s waiting for server vm1', message)
+        self.assertIn('image %s' % self.image_id, message)
+        self.assertIn('openstack server task-state watch %s --until idle'
+                      % self.server.id, message)
+        self.assertIn('It may be stuck', message)
+        self.assertLessEqual(self.clock.now, 5.0)
