@@ -67,8 +67,10 @@ class TestCoreCommands(base.NovaTestCase):
 
     def test_image_create_sampled_with_slow_driver(self):
         server_id = self.boot('vm1')
-        self.plan('vm1', sleeps={'snapshot': 3.0, 'pending_upload': 3.0,
-                                 'upload': 3.0})
+        # Each phase lasts longer than one `openstack server show` (about
+        # 1.3 s here, more on a loaded machine), so every one is sampled.
+        self.plan('vm1', sleeps={'snapshot': 4.0, 'pending_upload': 4.0,
+                                 'upload': 4.0})
         self.openstack('server', 'image', 'create', 'vm1', '--name', 's')
         seen = []
         deadline = time.monotonic() + 60
