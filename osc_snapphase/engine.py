@@ -341,11 +341,11 @@ class Watch:
                 track.image_status = image.status
                 track.image_checked = now
 
-    def _check_image_during(self, track, now):
+    def _check_image_during(self, track, now, force=False):
         """Catch an image that failed while the task state stays set."""
         if self._images is None or track.image_id is None:
             return
-        if (track.image_checked is not None
+        if (not force and track.image_checked is not None
                 and now - track.image_checked < IMAGE_CHECK_INTERVAL):
             return
         track.image_checked = now
@@ -442,6 +442,11 @@ class Watch:
         for track in self.tracks:
             if (track.exists and track.task_state is not None
                     and now - track.task_since > self.stall_timeout):
+                # A gone image says more than "stalled": look once more.
+                if track.op_active:
+                    self._check_image_during(track, now, force=True)
+                    if self.outcome is not None:
+                        return
                 self._end(STALLED, (
                     'Server %s has been in task state %s for %s without '
                     'change; it looks stuck. Such a server is usually '

@@ -289,6 +289,18 @@ class TestWatchFailures(EngineTestCase):
             '%(s)s")' % {'s': self.server_id, 'i': self.image_id},
             watch.outcome.message)
 
+    def test_watch_stall_timeout_image_gone_is_failure(self):
+        # The stall check looks at the image once more before it gives up:
+        # a gone image is the more precise cause (exit 3, not 4).
+        watch = self.make_watch(
+            [(0, self.state('image_uploading'))],
+            images=[(0, self.image('saving')), (2, None)],
+            until='idle', stall_timeout=4, interval=1)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(5.0, watch.outcome.elapsed)
+        self.assertIn('is gone (404)', watch.outcome.message)
+
     def test_watch_stall_timeout(self):
         watch = self.make_watch(
             [(0, self.state('image_uploading'))], until='idle',
