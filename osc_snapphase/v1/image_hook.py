@@ -37,12 +37,12 @@ EPILOG = (
     'osc-snapphase: --wait-phase returns as soon as the chosen phase of the '
     'image creation is over (snapshot: the disk capture, after which guest '
     'writes are safe; pending-upload: the packaging; upload: the image is '
-    'active). Nova\'s libvirt driver copies file-backed disks during '
-    'packaging: use pending-upload there. Exit status: 0 done, 1 error or server busy, 2 usage error, 3 '
-    'the image creation failed, 124 --wait-phase-timeout reached, 130 '
-    'interrupted, 143 terminated (the image creation goes on in the cloud). '
-    'Type the command '
-    'name in full: abbreviated command names do not load this option.'
+    'active). Nova\'s libvirt driver copies file-backed disks during the '
+    'packaging: use pending-upload there. Exit status: 0 done, 1 error or '
+    'server busy, 2 usage error, 3 the image creation failed, 124 '
+    '--wait-phase-timeout reached, 130 interrupted, 143 terminated (the '
+    'image creation goes on in the cloud). Type the command name in full: '
+    'abbreviated command names do not load this option.'
 )
 
 
