@@ -14,11 +14,15 @@
 """Fakes for the unit tests: a clock, scripted servers and images."""
 
 import datetime
+from unittest import mock
 import uuid
 
+from openstack.compute.v2 import _proxy as compute_proxy
 from openstack.compute.v2 import server as server_v2
 from openstack import exceptions as sdk_exceptions
+from openstack.image.v2 import _proxy as image_proxy
 from openstack.image.v2 import image as image_v2
+from osc_lib.test import base
 
 from osc_snapphase import engine
 
@@ -27,6 +31,17 @@ EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 def new_id():
     return uuid.uuid4().hex
+
+
+class TestCommand(base.TestCommand):
+    """TestCommand with spec'd compute and image proxies on the app."""
+
+    def setUp(self):
+        super().setUp()
+        self.app.client_manager.compute = mock.Mock(spec=compute_proxy.Proxy)
+        self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
+        self.compute_client = self.app.client_manager.compute
+        self.image_client = self.app.client_manager.image
 
 
 class FakeClock:

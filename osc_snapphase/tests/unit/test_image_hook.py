@@ -17,12 +17,9 @@ import argparse
 import io
 from unittest import mock
 
-from openstack.compute.v2 import _proxy as compute_proxy
-from openstack.image.v2 import _proxy as image_proxy
 from openstackclient.compute.v2 import server_backup
 from openstackclient.compute.v2 import server_image
 from osc_lib import exceptions
-from osc_lib.test import base
 
 from osc_snapphase.tests.unit import fakes
 from osc_snapphase.v1 import image_hook
@@ -37,14 +34,10 @@ def option_strings(parser):
     return {s for action in parser._actions for s in action.option_strings}
 
 
-class TestWaitPhaseHook(base.TestCommand):
+class TestWaitPhaseHook(fakes.TestCommand):
 
     def setUp(self):
         super().setUp()
-        self.app.client_manager.compute = mock.Mock(spec=compute_proxy.Proxy)
-        self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
-        self.compute_client = self.app.client_manager.compute
-        self.image_client = self.app.client_manager.image
         self.app.command_manager = mock.Mock(namespace='openstack.cli')
         self.app.stderr = io.StringIO()
         patcher = mock.patch('sys.stderr', io.StringIO())

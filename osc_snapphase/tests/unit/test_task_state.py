@@ -17,8 +17,6 @@ import io
 import json
 from unittest import mock
 
-from openstack.compute.v2 import _proxy as compute_proxy
-from openstack.image.v2 import _proxy as image_proxy
 from osc_lib import exceptions
 from osc_lib.test import base
 
@@ -27,14 +25,10 @@ from osc_snapphase.tests.unit import fakes
 from osc_snapphase.v1 import task_state
 
 
-class TestTaskState(base.TestCommand):
+class TestTaskState(fakes.TestCommand):
 
     def setUp(self):
         super().setUp()
-        self.app.client_manager.compute = mock.Mock(spec=compute_proxy.Proxy)
-        self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
-        self.compute_client = self.app.client_manager.compute
-        self.image_client = self.app.client_manager.image
         self.app.stderr = io.StringIO()
         patcher = mock.patch('sys.stderr', io.StringIO())
         patcher.start()
