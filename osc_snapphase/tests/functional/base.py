@@ -15,6 +15,7 @@ run as a subprocess against the bundled simulator on 127.0.0.1."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -106,6 +107,7 @@ class TestCase(testtools.TestCase):
 
     def finish(self, proc, expect=0, timeout=120):
         stdout, stderr = proc.communicate(timeout=timeout)
+        stdout = getattr(proc, 'consumed', '') + stdout
         result = Result(proc.args_, proc.returncode, stdout, stderr,
                         proc.started, time.time())
         self.check_result(result, expect)
@@ -136,3 +138,72 @@ class TestCase(testtools.TestCase):
         return [entry for entry in self.control.log(resource_id=server_id)
                 if entry['resource'] == 'server'
                 and entry['field'] == 'task_state']
+
+    # -- helpers for tests that watch a running openstack ------------------
+
+    def read_line(self, proc, timeout=30):
+        """Read one line of a start()ed proc's stdout as it comes.
+
+        Reads the file descriptor byte by byte (no buffering), so that
+        finish() still gets the rest; the line is kept for finish() too.
+        Returns the line, or '' at end of output.
+        """
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        data = b''
+        while not data.endswith(b'\n'):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.fail('no line on stdout within %ss (so far %r)'
+                          % (timeout, data))
+            ready, _w, _x = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            byte = os.read(fd, 1)
+            if not byte:
+                break
+            data += byte
+        line = data.decode()
+        proc.consumed = getattr(proc, 'consumed', '') + line
+        return line
+
+    def wait_requests(self, key, count=1, timeout=30):
+        """Wait for ``count`` requests of a key; return them.
+
+        The key as the simulator counts it, e.g.
+        'GET /compute/v2.1/servers/{id}'.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            requests = [r for r in self.control.requests()['requests']
+                        if r['key'] == key]
+            if len(requests) >= count:
+                return requests
+            if time.monotonic() > deadline:
+                self.fail('fewer than %d requests %s within %ss'
+                          % (count, key, timeout))
+            time.sleep(0.05)
+
+    def image_create(self, server, name='snap', *extra, backup=False):
+        """Start an image (or daily backup) of a server with the CLI.
+
+        Returns the image as the CLI printed it (a dict).
+        """
+        if backup:
+            args = ['server', 'backup', 'create', server, '--name', name,
+                    '--type', 'daily', '--rotate', '2']
+        else:
+            args = ['server', 'image', 'create', server, '--name', name]
+        return self.openstack(*(args + list(extra) + ['-f', 'json'])).json()
+
+    def changed_at(self, server_id, old, new=None):
+        """Time of a server's first task-state change out of ``old``.
+
+        Wall clock (time.time()) as the simulator logged it; the change
+        must go into ``new`` if given.
+        """
+        for entry in self.task_log(server_id):
+            if entry['old'] == old and (new is None or entry['new'] == new):
+                return entry['time']
+        self.fail('no task-state change of %s out of %s (log: %s)'
+                  % (server_id, old, self.task_log(server_id)))
