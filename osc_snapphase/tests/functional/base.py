@@ -108,6 +108,7 @@ class TestCase(testtools.TestCase):
     def finish(self, proc, expect=0, timeout=120):
         stdout, stderr = proc.communicate(timeout=timeout)
         stdout = getattr(proc, 'consumed', '') + stdout
+        stderr = getattr(proc, 'consumed_stderr', '') + stderr
         result = Result(proc.args_, proc.returncode, stdout, stderr,
                         proc.started, time.time())
         self.check_result(result, expect)
@@ -141,14 +142,15 @@ class TestCase(testtools.TestCase):
 
     # -- helpers for tests that watch a running openstack ------------------
 
-    def read_line(self, proc, timeout=30):
+    def read_line(self, proc, timeout=30, stream='stdout'):
         """Read one line of a start()ed proc's stdout as it comes.
 
         Reads the file descriptor byte by byte (no buffering), so that
         finish() still gets the rest; the line is kept for finish() too.
-        Returns the line, or '' at end of output.
+        Returns the line, or '' at end of output. stream='stderr' reads
+        stderr instead.
         """
-        fd = proc.stdout.fileno()
+        fd = getattr(proc, stream).fileno()
         deadline = time.monotonic() + timeout
         data = b''
         while not data.endswith(b'\n'):
@@ -164,7 +166,8 @@ class TestCase(testtools.TestCase):
                 break
             data += byte
         line = data.decode()
-        proc.consumed = getattr(proc, 'consumed', '') + line
+        kept = 'consumed' if stream == 'stdout' else 'consumed_stderr'
+        setattr(proc, kept, getattr(proc, kept, '') + line)
         return line
 
     def wait_requests(self, key, count=1, timeout=30):
