@@ -90,6 +90,13 @@ def server_state(server):
     """ServerState from an openstacksdk Server."""
     fault = server.fault or {}
     message = fault.get('message') if isinstance(fault, dict) else None
+    if server.status is None and server.vm_state is None:
+        # openstacksdk reads an HTML page or truncated JSON as an empty
+        # body: not a cloud hiding task states, an invalid answer.
+        raise engine.TransientError(
+            'The Compute service sent an answer for server %s that is not '
+            'a valid server (an HTML page or truncated JSON?)' % server.id,
+            malformed=True)
     if server.vm_state is None and server.power_state is None:
         raise NoTaskStates(
             'The cloud does not show task states for server %s: the '

@@ -31,9 +31,11 @@ STALLED = 'stalled'
 TIMED_OUT = 'timed-out'
 INTERRUPTED = 'interrupted'
 TERMINATED = 'terminated'
+ERROR = 'error'
 
 EXIT_CODES = {
     MET: 0,
+    ERROR: 1,
     FAILED: 3,
     STALLED: 4,
     TIMED_OUT: 124,
@@ -510,7 +512,9 @@ class Watch:
         if exc.malformed:
             self._malformed += 1
             if self._malformed >= MAX_MALFORMED:
-                raise exc
+                raise TransientError(
+                    '%s; giving up after %d invalid answers in a row' % (
+                        exc, self._malformed), malformed=True) from exc
         if self._fault_since is None:
             self._fault_since = self._clock()
             self._notify('%s; retrying (the watch goes on)' % exc)

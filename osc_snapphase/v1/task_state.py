@@ -238,6 +238,9 @@ class WatchTaskState(command.Lister):
                 'Terminated', engine.format_duration(self.watch.elapsed())))
         except cloud.NoTaskStates as exc:
             raise exceptions.CommandError(str(exc))
+        except engine.TransientError as exc:
+            # Only invalid answers give up: print the rows so far, exit 1.
+            self.watch.stop(engine.ERROR, str(exc))
 
     def produce_output(self, parsed_args, column_names, data):
         live_table = (parsed_args.formatter == 'table'

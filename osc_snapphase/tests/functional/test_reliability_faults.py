@@ -103,7 +103,7 @@ class FaultRows:
         self.inject('image_pending_upload', 'malformed', 2,
                     variant='html200')
         result = self.end(proc, 0)
-        self.assertIn('not valid JSON', result.stderr)
+        self.assertIn('not a valid server', result.stderr)
         self.assertIn('Recovered after 2 retries', result.stderr)
         self.assert_complete(result)
 
@@ -112,7 +112,8 @@ class FaultRows:
         self.inject('image_pending_upload', 'malformed', None,
                     variant='truncated')
         result = self.end(proc, 1)
-        self.assertIn('not valid JSON', result.stderr)
+        self.assertIn('not a valid server', result.stderr)
+        self.assertIn('giving up after 5 invalid answers', result.stderr)
         self.assertLessEqual(len(self.stderr_lines(result)), 3,
                              result.stderr)
 

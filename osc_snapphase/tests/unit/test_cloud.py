@@ -111,6 +111,17 @@ class TestServerFetcher(testtools.TestCase):
             'OS-EXT-STS fields are missing from its answer (an old cloud or '
             'a restrictive policy)' % server.id, str(exc))
 
+    def test_server_fetch_invalid_body_is_malformed(self):
+        # openstacksdk reads an HTML page or truncated JSON as {}.
+        server = fakes.create_one_server({
+            'status': None, 'OS-EXT-STS:vm_state': None,
+            'OS-EXT-STS:power_state': None})
+        self.compute_client.get_server.return_value = server
+        exc = self.assertRaises(engine.TransientError, self.fetch,
+                                [server.id])
+        self.assertTrue(exc.malformed)
+        self.assertIn('not a valid server', str(exc))
+
 
 class TestTransientFrom(testtools.TestCase):
 

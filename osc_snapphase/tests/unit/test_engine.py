@@ -457,7 +457,9 @@ class TestWatchTransient(EngineTestCase):
         watch = self.make_watch([(0, self.state())],
                                 errors=[(0, 100, exc)])
         raised = self.assertRaises(engine.TransientError, list, watch)
-        self.assertIs(exc, raised)
+        self.assertIs(exc, raised.__cause__)
+        self.assertEqual('not JSON; giving up after 5 invalid answers in a '
+                         'row', str(raised))
         self.assertEqual(engine.MAX_MALFORMED, len(self.fetch.calls))
 
     def test_watch_malformed_count_resets(self):
@@ -558,8 +560,8 @@ class TestWatchControl(EngineTestCase):
             '4.0s' % self.server_id, watch.outcome.message)
 
     def test_outcome_exit_codes(self):
-        expected = {'met': 0, 'failed': 3, 'stalled': 4, 'timed-out': 124,
-                    'interrupted': 130, 'terminated': 143}
+        expected = {'met': 0, 'error': 1, 'failed': 3, 'stalled': 4,
+                    'timed-out': 124, 'interrupted': 130, 'terminated': 143}
         self.assertEqual(expected, engine.EXIT_CODES)
         for kind, code in expected.items():
             self.assertEqual(code, engine.Outcome(kind, 'x').exit_code)
