@@ -116,6 +116,51 @@ def sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
+class DeferredSignals:
+    """Hold SIGINT and SIGTERM while a request must not be cut short.
+
+    The createImage request of ``--wait-phase``: interrupted midway, the
+    cloud still creates the image but its ID would never be printed.
+    ``received`` is the first signal held, or None.
+    """
+
+    def __init__(self, second=None):
+        self.received = None
+        self._previous = {}
+        self._second = second
+
+    def _hold(self, signum, frame):
+        if self.received is None:
+            self.received = signum
+            return
+        # A second signal: the request may hang; let it go through.
+        if self._second:
+            sys.stderr.write(self._second + '\n')
+            sys.stderr.flush()
+        self.stop()
+        signal.raise_signal(signum)
+
+    def start(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._hold)
+            except ValueError:   # not the main thread
+                pass
+
+    def stop(self):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+    @property
+    def kind(self):
+        if self.received is None:
+            return None
+        if self.received == signal.SIGTERM:
+            return engine.TERMINATED
+        return engine.INTERRUPTED
+
+
 def interruption(exc):
     """Outcome kind for KeyboardInterrupt / Terminated."""
     if isinstance(exc, Terminated):

@@ -96,10 +96,19 @@ class WaitPhaseHook(hooks.CommandHook):
                 'openstack %s' % (self.cmd.cmd_name or 'server image create'),
                 'argument --wait-phase: not allowed with argument --wait')
         compute = self.cmd.app.client_manager.compute
-        server = common.find_server(
-            compute, parsed_args.server,
-            notify=lambda m: self.cmd.app.stderr.write(m + '\n'))
-        state = common.current_state(server)
+        try:
+            with common.sigterm_raises():
+                server = common.find_server(
+                    compute, parsed_args.server,
+                    notify=lambda m: self.cmd.app.stderr.write(m + '\n'))
+                state = common.current_state(server)
+        except (KeyboardInterrupt, common.Terminated) as exc:
+            kind = common.interruption(exc)
+            self.cmd.app.stderr.write(
+                '%s while looking up server %s; no image was requested\n'
+                % ('Interrupted' if kind == engine.INTERRUPTED
+                   else 'Terminated', parsed_args.server))
+            raise SystemExit(engine.EXIT_CODES[kind])
         if state.task_state is not None:
             entry = phases.describe(state.task_state)
             raise exceptions.CommandError(
@@ -109,11 +118,22 @@ class WaitPhaseHook(hooks.CommandHook):
                 'idle' % (server.name, server.id, state.task_state,
                           entry.phase, entry.description, server.id))
         self._server = server
+        # From here until its ID is printed, a signal must not cut the
+        # image request short: the cloud would create an image nobody
+        # knows the ID of. A second signal goes through.
+        self._deferred = common.DeferredSignals(
+            second='The image of server %s may still be created; see: '
+                   'openstack image list --property instance_uuid=%s'
+                   % (server.id, server.id))
+        self._deferred.start()
         return parsed_args
 
     def after(self, parsed_args, return_code):
         if not getattr(parsed_args, 'wait_phase', None):
             return return_code
+        deferred = getattr(self, '_deferred', None)
+        if deferred is not None:
+            deferred.stop()
         columns, data = return_code
         image_id = dict(zip(columns, data)).get('id')
         server = self._server
@@ -125,6 +145,8 @@ class WaitPhaseHook(hooks.CommandHook):
                 image_id, server.name, server.id, phase,
                 engine.format_duration(parsed_args.wait_phase_timeout)))
         app.stderr.flush()
+        if deferred is not None and deferred.kind is not None:
+            self._interrupted(deferred.kind, 0.0, image_id)
         track = engine.Track(server.id, server.name, image_id=image_id)
         status = common.StatusLine(app.stderr)
         watch = engine.Watch(
@@ -140,28 +162,35 @@ class WaitPhaseHook(hooks.CommandHook):
             with common.sigterm_raises():
                 for _change in watch:
                     pass
+                status.clear()
+                outcome = watch.outcome
+                if outcome.kind != engine.MET:
+                    app.stderr.write(
+                        self._failure(outcome, track, image_id) + '\n')
+                    app.stderr.flush()
+                    raise SystemExit(outcome.exit_code)
+                return self._output(columns, data, track)
         except (KeyboardInterrupt, common.Terminated) as exc:
             status.clear()
-            kind = common.interruption(exc)
-            app.stderr.write(
-                '%s after %s: the image creation of %s goes on in the cloud '
-                '(image %s). To follow it: openstack server task-state watch '
-                '%s --until idle\n' % (
-                    'Interrupted' if kind == engine.INTERRUPTED
-                    else 'Terminated',
-                    engine.format_duration(watch.elapsed()), server.name,
-                    image_id, server.id))
-            raise SystemExit(engine.EXIT_CODES[kind])
+            self._interrupted(common.interruption(exc), watch.elapsed(),
+                              image_id)
         except cloud.NoTaskStates as exc:
             status.clear()
             raise exceptions.CommandError(str(exc))
-        status.clear()
-        outcome = watch.outcome
-        if outcome.kind != engine.MET:
-            app.stderr.write(self._failure(outcome, track, image_id) + '\n')
-            app.stderr.flush()
-            raise SystemExit(outcome.exit_code)
-        return self._output(columns, data, track)
+
+    def _interrupted(self, kind, elapsed, image_id):
+        """Say that the image creation goes on; exit 130 or 143."""
+        server = self._server
+        self.cmd.app.stderr.write(
+            '%s after %s: the image creation of %s goes on in the cloud '
+            '(image %s). To follow it: openstack server task-state watch '
+            '%s --until idle\n' % (
+                'Interrupted' if kind == engine.INTERRUPTED
+                else 'Terminated',
+                engine.format_duration(elapsed), server.name,
+                image_id, server.id))
+        self.cmd.app.stderr.flush()
+        raise SystemExit(engine.EXIT_CODES[kind])
 
     def _failure(self, outcome, track, image_id):
         if outcome.kind == engine.TIMED_OUT:

@@ -300,6 +300,15 @@ class WatchTaskState(command.Lister):
         except BrokenPipeError:
             common.quiet_broken_pipe()
             return 0
+        except (KeyboardInterrupt, common.Terminated) as exc:
+            # Outside the rows: while resolving the servers, or printing.
+            kind = common.interruption(exc)
+            if self.watch is None or self.watch.outcome is None:
+                self.app.stderr.write('%s before the watch began\n' % (
+                    'Interrupted' if kind == engine.INTERRUPTED
+                    else 'Terminated'))
+                self.app.stderr.flush()
+            return engine.EXIT_CODES[kind]
         return self._finish()
 
     def _finish(self):
