@@ -606,6 +606,60 @@ def bench_phase_load(opts):
         }
 
 
+def schedule_model(capture=10.0, packaging=5.0, upload=600.0):
+    """Requests of a default watch --until idle over a scripted operation.
+
+    The engine itself (engine.Watch, the default adaptive schedule) with a
+    fake clock and a scripted fetch: no simulator, no real sleep. It counts
+    the fetches (one request each) and the image lookups the engine asks
+    for over capture + packaging + a long upload.
+    """
+    from osc_snapphase import conditions
+    from osc_snapphase import engine
+    now = [0.0]
+    script = [(0.5, 'image_snapshot_pending'), (capture, 'image_snapshot'),
+              (capture + packaging, 'image_pending_upload'),
+              (capture + packaging + upload, 'image_uploading')]
+    calls = {'fetch': 0, 'image_get': 0, 'image_latest': 0}
+
+    def task_state():
+        for end, state in script:
+            if now[0] < end:
+                return state
+        return None
+
+    def fetch(ids):
+        calls['fetch'] += 1
+        return {ids[0]: engine.ServerState(ids[0], 'model', 'ACTIVE',
+                                           'active', task_state(), 1)}
+
+    done = capture + packaging + upload
+
+    class Images:
+        @staticmethod
+        def get(image_id):
+            calls['image_get'] += 1
+            return engine.ImageState(image_id, 'model', 'active'
+                                     if now[0] >= done else 'saving', False)
+
+        @staticmethod
+        def latest(server_id):
+            calls['image_latest'] += 1
+            return Images.get('image')
+
+    def sleep(seconds):
+        now[0] += seconds
+    watch = engine.Watch(fetch, [engine.Track('srv', 'model')],
+                         condition=conditions.parse_until('idle'),
+                         images=Images, clock=lambda: now[0], sleep=sleep)
+    for _change in watch:
+        pass
+    return {'capture_s': capture, 'packaging_s': packaging,
+            'upload_s': upload, 'outcome': watch.outcome.kind,
+            'watch_s': round(now[0], 1), 'polls': watch.polls,
+            'requests': sum(calls.values()), 'calls': calls}
+
+
 def bench_wait_phase_tokens(opts):
     durations = {'pending': 0.3, 'snapshot': 1.0, 'pending_upload': 0.5,
                  'uploading': 2.0}
@@ -966,6 +1020,11 @@ def table(results):
         for phase, item in load['phases']['per_phase'].items():
             add('load', 'watch req/min/server, %s (%gs)' % (
                 phase, item['seconds']), item['requests_per_minute'])
+        model = load['schedule_model']
+        add('load', 'model: watch --until idle, %gs capture + %gs packaging '
+            '+ %gs upload' % (model['capture_s'], model['packaging_s'],
+                              model['upload_s']),
+            '%d requests' % model['requests'], 'a few hundred')
         add('load', 'token requests per watch run',
             load['phases']['token_requests'], '== 1',
             'ok' if load['phases']['token_requests'] == 1 else 'MISS')
@@ -1110,7 +1169,8 @@ def main(argv=None):
         soak.start()
     if 'load' in sections or 'cost' in sections:
         log('API load and CPU of an idle watch')
-        load = {'phases': bench_phase_load(opts)}
+        load = {'phases': bench_phase_load(opts),
+                'schedule_model': schedule_model()}
         load['wait_phase_tokens'] = bench_wait_phase_tokens(opts)
         load['servers'], cost = bench_load_and_cpu(opts)
         results['load'] = load
