@@ -17,8 +17,8 @@ import subprocess
 
 from osc_snapphase.tests.functional import base
 
-# Each phase under test lasts long enough for one `openstack` run (about a
-# second on a loaded machine) to land inside it after wait_task_state.
+# Each phase lasts long enough for one `openstack` run (about a second, more
+# on a loaded machine) to land inside it after wait_task_state.
 LONG = 3.0
 
 # task state -> (phase, disk_writes_safe, image_create_allowed)
@@ -65,34 +65,27 @@ class TestShowPhases(base.TestCase):
         self.assertTrue(data['description'])
         return data
 
-    def _walk(self, sequence, start):
+    def _walk(self, sequence, *create):
         server = self.create_server('vm1')
         self.assert_shown(server, None)
-        for number, (phase, task_state) in enumerate(sequence):
-            # Only the phase under test is long; the others are quick.
-            durations = {name: 0.3 for name, _state in sequence}
-            durations[phase] = LONG
-            self.control.configure(durations=durations)
-            start(server, number)
+        # One operation whose every phase is long enough for a show run.
+        self.control.configure(durations={
+            phase: LONG for phase, _state in sequence})
+        proc = self.start(*create + (server['id'], '-f', 'json'))
+        for _phase, task_state in sequence:
             self.control.wait_task_state(server['id'], task_state)
             self.assert_shown(server, task_state)
-            self.control.wait_task_state(server['id'], None, timeout=30)
+        self.finish(proc)
+        self.control.wait_task_state(server['id'], None, timeout=30)
         self.assert_shown(server, None)
 
     def test_every_phase_of_an_image_create(self):
-        def start(server, number):
-            self.openstack('server', 'image', 'create', server['id'],
-                           '--name', 'snap%d' % number, '-f', 'json')
-        self._walk(IMAGE_SEQUENCE, start)
+        self._walk(IMAGE_SEQUENCE, 'server', 'image', 'create', '--name',
+                   'snap')
 
     def test_every_phase_of_a_backup(self):
-        # Core's backup create looks the image up by name afterwards: unique
-        # names.
-        def start(server, number):
-            self.openstack('server', 'backup', 'create', server['id'],
-                           '--name', 'bak%d' % number, '--type', 'daily',
-                           '--rotate', '2', '-f', 'json')
-        self._walk(BACKUP_SEQUENCE, start)
+        self._walk(BACKUP_SEQUENCE, 'server', 'backup', 'create', '--name',
+                   'bak', '--type', 'daily', '--rotate', '2')
 
     def test_other_task_state_is_busy(self):
         server = self.create_server('vm1', task_state='rebooting')

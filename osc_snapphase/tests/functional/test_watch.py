@@ -110,8 +110,11 @@ class TestWatchSnapshot(WatchTestCase):
         self.assertEqual('', result.stderr)
 
     def test_until_task_state_shorter_than_a_poll(self):
+        # The disk capture outlasts the start of the watch even on a loaded
+        # machine: a watch that never saw the operation would wait for the
+        # next one (hence --timeout).
         self.control.configure(durations={
-            'snapshot': 1.0, 'pending_upload': 0.6, 'uploading': 0.05})
+            'snapshot': 2.5, 'pending_upload': 0.6, 'uploading': 0.05})
         server = self.create_server('vm1')
         # A 0.05 s state is seen by one poll in ten at a 0.5 s interval;
         # try again (a new image) in that case, it proves nothing.
@@ -119,7 +122,7 @@ class TestWatchSnapshot(WatchTestCase):
             image = self.image_create(server['id'], 'snap%d' % attempt)
             result = self.watch(server['id'], '--until',
                                 'task-state=image_uploading', '--interval',
-                                '0.5', '-f', 'json')
+                                '0.5', '--timeout', '30', '-f', 'json')
             states = [row['Task State'] for row in result.json()]
             if 'image_uploading' not in states:
                 break
