@@ -123,10 +123,11 @@ class Proc:
         self.args = args
         self.started = time.time()
         self._t0 = time.perf_counter()
+        self.errors = tempfile.TemporaryFile()
         self.popen = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else subprocess.DEVNULL,
-            stderr=stderr if stderr is not None else subprocess.DEVNULL)
+            stderr=stderr if stderr is not None else self.errors)
         self.pid = self.popen.pid
         self.ended = None
         self.wall = None
@@ -142,6 +143,10 @@ class Proc:
     def _read(self):
         for raw in self.popen.stdout:
             self.lines.append((time.time(), raw.decode(errors='replace')))
+
+    def stderr_tail(self):
+        self.errors.seek(0)
+        return self.errors.read()[-1500:].decode(errors='replace')
 
     def start_waiter(self):
         self._waiter = threading.Thread(target=self.wait, daemon=True)
@@ -243,7 +248,10 @@ def wait_line(proc, count=1, timeout=30.0):
         if time.monotonic() > deadline or proc.popen.poll() is not None:
             if len(proc.lines) >= count:
                 break
-            raise RuntimeError('no output from %s' % ' '.join(proc.args))
+            raise RuntimeError('no output from %s (exit %s) after %.0fs: %s'
+                               % (' '.join(proc.args), proc.popen.poll(),
+                                  time.time() - proc.started,
+                                  proc.stderr_tail()))
         time.sleep(0.01)
     return proc.lines[count - 1]
 
@@ -378,9 +386,9 @@ def _row_phase(text):
 
 
 def bench_delay(opts):
-    trials = 5 if opts.quick else 30
+    trials = 4 if opts.quick else 30
     s_max = 3.0 if opts.quick else 10.0
-    lead_in = 2.5
+    lead_in = 2.0 if opts.quick else 2.5
     rng = random.Random(6)
     # Log-uniform lengths of image_snapshot from 0.1 s to s_max, shuffled.
     lengths = [0.1 * (s_max / 0.1) ** (i / (trials - 1))
@@ -538,8 +546,8 @@ def _tokens(requests):
 def bench_phase_load(opts):
     """Requests per minute of a default watch through every phase."""
     if opts.quick:
-        idle, durations = 4.0, {'pending': 0.3, 'snapshot': 3.0,
-                                'pending_upload': 1.5, 'uploading': 5.0}
+        idle, durations = 3.0, {'pending': 0.3, 'snapshot': 3.0,
+                                'pending_upload': 1.5, 'uploading': 3.0}
     else:
         idle, durations = 20.0, {'pending': 0.5, 'snapshot': 8.0,
                                  'pending_upload': 4.0, 'uploading': 40.0}
@@ -933,7 +941,7 @@ def bench_soak(opts):
 
 
 def bench_scale(opts):
-    polls = 6 if opts.quick else 30
+    polls = 3 if opts.quick else 30
     out = {}
     for count in (10, 100, 500):
         with simulator() as sim:
