@@ -242,7 +242,7 @@ def wait_idle(control, server_id, timeout=60.0):
         for v in s['servers']), timeout, interval=0.05)
 
 
-def wait_line(proc, count=1, timeout=30.0):
+def wait_line(proc, count=1, timeout=120.0):
     deadline = time.monotonic() + timeout
     while len(proc.lines) < count:
         if time.monotonic() > deadline or proc.popen.poll() is not None:
@@ -561,7 +561,7 @@ def bench_phase_load(opts):
         watch = Proc(os_cmd('server', 'task-state', 'watch', sid,
                             '--stream', '-f', 'json'),
                      cli_env(sim), stdout=subprocess.PIPE).start_waiter()
-        first, _text = wait_line(watch, 1, timeout=60)
+        first, _text = wait_line(watch, 1)
         time.sleep(idle)
         seq = last_seq(control)
         t_create = time.time()
@@ -735,8 +735,10 @@ def bench_load_and_cpu(opts):
     duration = 8.0 if opts.quick else 40.0
     cpu_minutes = 1 / 6.0 if opts.quick else 1.0
     sims = []
+    procs = []
     try:
         runs = [(n,) + _n_watch(n, duration, sims) for n in (1, 10, 50)]
+        procs.extend(proc for _n, _fx, proc in runs)
         # The CPU watch: one idle server, its own simulator, defaults.
         cpu_sim = simulator()
         fixture = cpu_sim.__enter__()
@@ -745,7 +747,8 @@ def bench_load_and_cpu(opts):
         watch = Proc(os_cmd('server', 'task-state', 'watch', sid,
                             '-f', 'value'),
                      cli_env(fixture), stdout=subprocess.PIPE).start_waiter()
-        wait_line(watch, 1, timeout=60)
+        procs.append(watch)
+        wait_line(watch, 1)
         c0, t0 = watch.proc_cpu(), time.monotonic()
         time.sleep(cpu_minutes * 60)
         c1, t1 = watch.proc_cpu(), time.monotonic()
@@ -782,6 +785,9 @@ def bench_load_and_cpu(opts):
             'samples': rss,
         }
     finally:
+        for proc in procs:
+            if proc.returncode is None:
+                _kill(proc)
         for sim in reversed(sims):
             sim.__exit__(None, None, None)
     return {'watch_duration_s': duration, 'servers': scaling}, cpu
@@ -1163,13 +1169,23 @@ def main(argv=None):
         'versions': versions(),
         'sections': sections,
     }
+    failed = []
+
+    def section(name, func, *args):
+        try:
+            return func(*args)
+        except Exception as exc:
+            log('%s failed: %r' % (name, exc))
+            failed.append(name)
+            results.setdefault('errors', {})[name] = repr(exc)
+            return None
     if 'startup' in sections:
         log('start-up overhead')
-        results['startup'] = bench_startup(opts)
+        results['startup'] = section('startup', bench_startup, opts)
     soak = None
     if 'delay' in sections:
         log('phase-end detection delay')
-        results['delay'] = bench_delay(opts)
+        results['delay'] = section('delay', bench_delay, opts)
     if 'cost' in sections:
         # After the delay section, so as not to disturb its timings.
         log('soak (in the background)')
@@ -1177,15 +1193,20 @@ def main(argv=None):
         soak.start()
     if 'load' in sections or 'cost' in sections:
         log('API load and CPU of an idle watch')
-        load = {'phases': bench_phase_load(opts),
-                'schedule_model': schedule_model()}
-        load['wait_phase_tokens'] = bench_wait_phase_tokens(opts)
-        load['servers'], cost = bench_load_and_cpu(opts)
+        load = {'phases': section('load', bench_phase_load, opts),
+                'schedule_model': schedule_model(),
+                'wait_phase_tokens': section('load', bench_wait_phase_tokens,
+                                             opts)}
+        both = section('cost', bench_load_and_cpu, opts)
+        load['servers'], cost = both or (None, None)
+        if None in (load['phases'], load['wait_phase_tokens'],
+                    load['servers']):
+            load = None
         results['load'] = load
         results['cost'] = cost
     if 'scale' in sections:
         log('scale')
-        results['scale'] = bench_scale(opts)
+        results['scale'] = section('scale', bench_scale, opts)
     if soak is not None:
         soak.join()
         results['soak'] = soak.result or {'error': soak.error}
@@ -1197,11 +1218,13 @@ def main(argv=None):
     print('\n%s run: %.0f s wall' % (results['mode'],
                                      results['wall_time_s']))
     results['table'] = text
+    if failed:
+        print('failed sections: %s' % ', '.join(failed))
     if opts.output:
         with open(opts.output, 'w') as stream:
             json.dump(results, stream, indent=1, sort_keys=False)
             stream.write('\n')
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
