@@ -34,6 +34,11 @@ def _epoch(stamp):
 
 class WatchTestCase(base.TestCase):
 
+    # The disk capture outlasts the start of a watch run right after the
+    # image create, even on a loaded machine: a watch that starts when the
+    # operation is over cannot see it.
+    durations = dict(base.DURATIONS, snapshot=2.5)
+
     def watch(self, *args, expect=0, **kwargs):
         return self.openstack('server', 'task-state', 'watch', *args,
                               expect=expect, **kwargs)
@@ -60,7 +65,7 @@ class TestWatchSnapshot(WatchTestCase):
 
     def test_full_snapshot_until_idle(self):
         self.control.configure(durations={
-            'pending': 0.3, 'snapshot': 2.0, 'pending_upload': 1.0,
+            'pending': 0.3, 'snapshot': 2.5, 'pending_upload': 1.0,
             'uploading': 1.5})
         server, image = self.snapshotting()
         result = self.watch(server['id'], '--until', 'idle', '--interval',
@@ -137,6 +142,8 @@ class TestWatchSnapshot(WatchTestCase):
 class TestWatchEndings(WatchTestCase):
 
     def test_failed_upload_names_the_image(self):
+        self.control.configure(durations={
+            'pending_upload': 0.5, 'uploading': 1.0})
         self.control.add_fault('uploading', 'driver_error')
         server, image = self.snapshotting()
         result = self.watch(server['id'], '--until', 'idle', '-f', 'json',
@@ -170,7 +177,9 @@ class TestWatchEndings(WatchTestCase):
         self.assertEqual('image_uploading', result.json()[-1]['Task State'])
 
     def test_timeout_names_the_state(self):
-        self.control.configure(durations={'uploading': 60})
+        self.control.configure(durations={
+            'pending': 0.1, 'snapshot': 0.3, 'pending_upload': 0.3,
+            'uploading': 60})
         server, image = self.snapshotting()
         self.control.wait_task_state(server['id'], 'image_uploading')
         result = self.watch(server['id'], '--until', 'idle', '--timeout',
@@ -219,7 +228,7 @@ class TestWatchEndings(WatchTestCase):
 class TestWatchLive(WatchTestCase):
 
     def test_stream_json_lines_arrive_live(self):
-        self.control.configure(durations={'uploading': 2.0})
+        self.control.configure(durations={'uploading': 1.0})
         server, image = self.snapshotting()
         proc = self.start_watch(server['id'], '--until', 'idle', '--stream',
                                 '-f', 'json')
@@ -237,7 +246,7 @@ class TestWatchLive(WatchTestCase):
         self.assertIsNone(rows[-1]['Task State'])
 
     def test_value_rows_arrive_live(self):
-        self.control.configure(durations={'uploading': 2.0})
+        self.control.configure(durations={'uploading': 1.0})
         server, image = self.snapshotting()
         proc = self.start_watch(server['id'], '--until', 'idle', '-f',
                                 'value')
@@ -272,7 +281,8 @@ class TestWatchLoad(WatchTestCase):
         self.assertEqual(1, counts['POST /identity/v3/auth/tokens'])
 
     def _survive(self, **fault):
-        self.control.configure(durations={'uploading': 3.0})
+        self.control.configure(durations={'pending_upload': 0.5,
+                                          'uploading': 2.0})
         server, image = self.snapshotting()
         proc = self.start_watch(server['id'], '--until', 'idle', '-f',
                                 'json')
