@@ -107,7 +107,37 @@ def server_state(server):
         server.task_state, server.power_state, message)
 
 
-class ServerFetcher:
+# Shortest read timeout given to a request near the end of --timeout.
+MIN_REQUEST_TIMEOUT = 0.5
+
+
+class _Bounded:
+    """Limit the requests of a proxy to the time left, if any.
+
+    Without it a request that hangs (or answers after minutes) would hold
+    the watch past its --timeout: the engine only looks at the clock
+    between polls. A request cut short is a ConnectTimeout, a transient
+    fault, and the engine then ends with its timeout.
+    """
+
+    time_left = None    # set by the owner: a callable, seconds or None
+
+    def _bounded(self, proxy, function, *args):
+        left = self.time_left() if self.time_left is not None else None
+        session = getattr(proxy, 'session', None)
+        if left is None or not hasattr(session, 'timeout'):
+            return _call(function, *args)
+        previous = session.timeout
+        limit = max(MIN_REQUEST_TIMEOUT, left)
+        if previous is None or previous > limit:
+            session.timeout = limit
+        try:
+            return _call(function, *args)
+        finally:
+            session.timeout = previous
+
+
+class ServerFetcher(_Bounded):
     """``fetch(ids)`` for the engine: one request per poll.
 
     One server is read with ``GET /servers/{id}``; several with one
@@ -131,7 +161,7 @@ class ServerFetcher:
         def listing():
             return [s for s in self._compute.servers(details=True)
                     if s.id in wanted]
-        for server in _call(listing):
+        for server in self._bounded(self._compute, listing):
             states[server.id] = server_state(server)
         for server_id in wanted - set(states):
             server = self._get(server_id)
@@ -141,12 +171,13 @@ class ServerFetcher:
 
     def _get(self, server_id):
         try:
-            return _call(self._compute.get_server, server_id)
+            return self._bounded(self._compute, self._compute.get_server,
+                                 server_id)
         except sdk_exceptions.ResourceNotFound:
             return None
 
 
-class ImageLookup:
+class ImageLookup(_Bounded):
     """``get`` and ``latest`` image lookups for the engine (Glance v2)."""
 
     def __init__(self, image):
@@ -161,7 +192,8 @@ class ImageLookup:
 
     def get(self, image_id):
         try:
-            image = _call(self._image.get_image, image_id)
+            image = self._bounded(self._image, self._image.get_image,
+                                  image_id)
         except sdk_exceptions.ResourceNotFound:
             return None
         return self._state(image)
@@ -179,7 +211,7 @@ class ImageLookup:
                         'limit': 1})
             sdk_exceptions.raise_from_response(response)
             return response.json().get('images') or []
-        images = _call(newest)
+        images = self._bounded(self._image, newest)
         if not images:
             return None
         body = images[0]
@@ -233,8 +265,12 @@ def watch(connection, servers, until=None, timeout=None,
     for name_or_id in servers:
         server = find_server(connection.compute, name_or_id, notify=notify)
         tracks.append(engine.Track(server.id, server.name))
-    return engine.Watch(
-        ServerFetcher(connection.compute), tracks,
+    fetcher = ServerFetcher(connection.compute)
+    images = ImageLookup(connection.image)
+    result = engine.Watch(
+        fetcher, tracks,
         condition=conditions.parse_until(until),
-        images=ImageLookup(connection.image), timeout=timeout,
+        images=images, timeout=timeout,
         stall_timeout=stall_timeout, interval=interval, notify=notify)
+    fetcher.time_left = images.time_left = result.time_left
+    return result

@@ -239,6 +239,12 @@ class Watch:
             return 0.0
         return self._clock() - self.started
 
+    def time_left(self):
+        """Seconds until the timeout, or None (no timeout, not started)."""
+        if self.timeout is None or self.started is None:
+            return None
+        return max(0.0, self.started + self.timeout - self._clock())
+
     def changes(self):
         """Yield Change rows until the watch ends; sets ``outcome``."""
         self.started = self._clock()

@@ -149,15 +149,18 @@ class WaitPhaseHook(hooks.CommandHook):
             self._interrupted(deferred.kind, 0.0, image_id)
         track = engine.Track(server.id, server.name, image_id=image_id)
         status = common.StatusLine(app.stderr)
+        fetcher = cloud.ServerFetcher(app.client_manager.compute)
+        images = cloud.ImageLookup(app.client_manager.image)
         watch = engine.Watch(
-            cloud.ServerFetcher(app.client_manager.compute), [track],
+            fetcher, [track],
             condition=conditions.phase_over(phase),
-            images=cloud.ImageLookup(app.client_manager.image),
+            images=images,
             timeout=parsed_args.wait_phase_timeout,
             clock=self.clock, sleep=self.sleep,
             notify=lambda message: app.stderr.write(message + '\n'),
             on_poll=lambda w: status.show(
                 report.progress(track, w.elapsed(), phase)))
+        fetcher.time_left = images.time_left = watch.time_left
         try:
             with common.sigterm_raises():
                 for _change in watch:

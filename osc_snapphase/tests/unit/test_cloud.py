@@ -55,6 +55,24 @@ class TestServerFetcher(testtools.TestCase):
                 server.id, server.name, 'ACTIVE', 'active',
                 'image_snapshot', 1, None)}, states)
 
+    def test_server_fetch_bounded_by_time_left(self):
+        server = fakes.create_one_server()
+        session = mock.Mock(timeout=None)
+        self.compute_client.session = session
+        seen = []
+
+        def get_server(server_id):
+            seen.append(session.timeout)
+            return server
+        self.compute_client.get_server.side_effect = get_server
+        self.fetch([server.id])
+        self.fetch.time_left = lambda: 2.5
+        self.fetch([server.id])
+        self.fetch.time_left = lambda: 0.0
+        self.fetch([server.id])
+        self.assertEqual([None, 2.5, cloud.MIN_REQUEST_TIMEOUT], seen)
+        self.assertIsNone(session.timeout)
+
     def test_server_fetch_one_missing(self):
         self.compute_client.get_server.side_effect = fakes.not_found()
         self.assertEqual({}, self.fetch(['gone']))
