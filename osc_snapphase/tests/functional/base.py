@@ -210,3 +210,43 @@ class TestCase(testtools.TestCase):
                 return entry['time']
         self.fail('no task-state change of %s out of %s (log: %s)'
                   % (server_id, old, self.task_log(server_id)))
+
+    def openstack_timed(self, *args, expect=0, env=None, timeout=120):
+        """Run openstack like openstack(); also note when stdout was done.
+
+        The Result gets ``output_at``: the wall-clock time when stdout
+        first held a complete JSON document (for -f json), else when its
+        last byte came; this excludes the interpreter's exit.
+        """
+        proc = self.start(*args, env=env)
+        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        data = {out_fd: b'', err_fd: b''}
+        open_fds = [out_fd, err_fd]
+        output_at = json_at = None
+        deadline = time.monotonic() + timeout
+        while open_fds:
+            left = deadline - time.monotonic()
+            ready = select.select(open_fds, [], [], max(0, left))[0]
+            if not ready and left <= 0:
+                self.fail('openstack %s still running after %ss'
+                          % (' '.join(args), timeout))
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_fds.remove(fd)
+                    continue
+                data[fd] += chunk
+                if fd == out_fd:
+                    output_at = time.time()
+                    if json_at is None:
+                        try:
+                            json.loads(data[fd].decode())
+                            json_at = output_at
+                        except ValueError:
+                            pass
+        proc.wait(timeout)
+        result = Result(args, proc.returncode, data[out_fd].decode(),
+                        data[err_fd].decode(), proc.started, time.time())
+        result.output_at = json_at or output_at or result.ended
+        self.check_result(result, expect)
+        return result
