@@ -60,6 +60,8 @@ SCHEDULE = {
 PENDING_INTERVAL = 0.2
 # How often the image of an operation in progress is looked at.
 IMAGE_CHECK_INTERVAL = 10.0
+# How long the task state may stay set once the image is gone.
+IMAGE_GONE_GRACE = 1.0
 # How long an image may stay queued/saving after the task state cleared.
 SETTLE_GRACE = 20.0
 MAX_BACKOFF = 10.0
@@ -156,6 +158,7 @@ class Track:
         self.volume_backed = False
         self.settle_since = None
         self.image_checked = None
+        self.image_gone_at = None
 
     @property
     def label(self):
@@ -339,6 +342,7 @@ class Watch:
         track.op_max_step = None
         track.settle_since = None
         track.image_checked = None
+        track.image_gone_at = None
         track.image_id = None
         track.image_status = None
         track.volume_backed = False
@@ -350,25 +354,37 @@ class Watch:
                 track.image_checked = now
 
     def _check_image_during(self, track, now, force=False):
-        """Catch an image that failed while the task state stays set."""
+        """Catch an image that failed while the task state stays set.
+
+        After a driver error Nova deletes the image and then clears the
+        task state, milliseconds apart: a gone image is only reported as a
+        stuck operation if the task state is still set IMAGE_GONE_GRACE
+        later; otherwise the operation's end reports it.
+        """
         if self._images is None or track.image_id is None:
             return
-        if (not force and track.image_checked is not None
-                and now - track.image_checked < IMAGE_CHECK_INTERVAL):
+        if track.image_gone_at is None:
+            if (not force and track.image_checked is not None
+                    and now - track.image_checked < IMAGE_CHECK_INTERVAL):
+                return
+            track.image_checked = now
+            image = self._images.get(track.image_id)
+            track.image_status = image.status if image else None
+            if image is not None and image.status not in (
+                    FAILED_IMAGE_STATUSES):
+                return
+            track.image_gone_at = now
+        if not force and now - track.image_gone_at < IMAGE_GONE_GRACE:
             return
-        track.image_checked = now
-        image = self._images.get(track.image_id)
-        track.image_status = image.status if image else 'deleted'
-        if image is None or image.status in FAILED_IMAGE_STATUSES:
-            self._end(FAILED, (
-                'Server %s is still in %s after %s, but its image %s is %s: '
-                'the operation has failed and Nova may not clear this task '
-                'state by itself (an administrator can run "openstack server '
-                'set --state active %s")') % (
-                    track.label, track.task_state,
-                    format_duration(now - track.task_since), track.image_id,
-                    track.image_status if image else 'gone (404)',
-                    track.server_id), track.server_id)
+        self._end(FAILED, (
+            'Server %s is still in %s after %s, but its image %s is %s: '
+            'the operation has failed and Nova may not clear this task '
+            'state by itself (an administrator can run "openstack server '
+            'set --state active %s")') % (
+                track.label, track.task_state,
+                format_duration(now - track.task_since), track.image_id,
+                track.image_status or 'gone (404)', track.server_id),
+            track.server_id)
 
     def _settle(self, track, now):
         """The task state cleared: did the operation produce its image?"""

@@ -13,7 +13,6 @@
 """Helpers shared by the snapphase commands and the image hook."""
 
 import argparse
-import contextlib
 import math
 import os
 import select
@@ -100,57 +99,73 @@ class Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives."""
 
 
-@contextlib.contextmanager
-def sigterm_raises():
-    """Turn SIGTERM into a Terminated exception while the block runs."""
-    def handler(signum, frame):
-        raise Terminated()
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:   # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+class SignalTrap:
+    """SIGINT and SIGTERM, caught where we decide.
 
+    Raising: a signal raises KeyboardInterrupt (SIGINT) or Terminated
+    (SIGTERM) and is remembered, and ``check()`` raises it again at a safe
+    point: Python drops an exception raised inside a ``__del__`` or a
+    callback ("Exception ignored in ..."), so one raise is not enough.
 
-class DeferredSignals:
-    """Hold SIGINT and SIGTERM while a request must not be cut short.
-
-    The createImage request of ``--wait-phase``: interrupted midway, the
-    cloud still creates the image but its ID would never be printed.
-    ``received`` is the first signal held, or None.
+    Deferring (``defer=True``): the first signal is only remembered, until
+    ``raising()``; a second one goes through at once, after ``second`` is
+    written to stderr. ``--wait-phase`` defers while the createImage
+    request runs: cut short, the cloud would still create the image but
+    its ID would never be printed.
     """
 
-    def __init__(self, second=None):
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, defer=False, second=None):
         self.received = None
-        self._previous = {}
+        self.deferring = defer
         self._second = second
+        self._previous = None
 
-    def _hold(self, signum, frame):
-        if self.received is None:
-            self.received = signum
+    def __enter__(self):
+        self.install()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.uninstall()
+        return False
+
+    def install(self):
+        if self._previous is not None:
             return
-        # A second signal: the request may hang; let it go through.
-        if self._second:
-            sys.stderr.write(self._second + '\n')
-            sys.stderr.flush()
-        self.stop()
-        signal.raise_signal(signum)
-
-    def start(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        self._previous = {}
+        for signum in self.SIGNALS:
             try:
-                self._previous[signum] = signal.signal(signum, self._hold)
+                self._previous[signum] = signal.signal(signum, self._handle)
             except ValueError:   # not the main thread
                 pass
 
-    def stop(self):
-        for signum, previous in self._previous.items():
+    def uninstall(self):
+        for signum, previous in (self._previous or {}).items():
             signal.signal(signum, previous)
-        self._previous = {}
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        first = self.received is None
+        if first:
+            self.received = signum
+        if self.deferring:
+            if first:
+                return
+            self.deferring = False
+            if self._second:
+                sys.stderr.write(self._second + '\n')
+                sys.stderr.flush()
+        raise _exception(signum)
+
+    def raising(self):
+        """Stop deferring; raise now if a signal was held."""
+        self.deferring = False
+        self.check()
+
+    def check(self):
+        if self.received is not None and not self.deferring:
+            raise _exception(self.received)
 
     @property
     def kind(self):
@@ -159,6 +174,12 @@ class DeferredSignals:
         if self.received == signal.SIGTERM:
             return engine.TERMINATED
         return engine.INTERRUPTED
+
+
+def _exception(signum):
+    if signum == signal.SIGTERM:
+        return Terminated()
+    return KeyboardInterrupt()
 
 
 def interruption(exc):

@@ -97,7 +97,7 @@ class WaitPhaseHook(hooks.CommandHook):
                 'argument --wait-phase: not allowed with argument --wait')
         compute = self.cmd.app.client_manager.compute
         try:
-            with common.sigterm_raises():
+            with common.SignalTrap():
                 server = common.find_server(
                     compute, parsed_args.server,
                     notify=lambda m: self.cmd.app.stderr.write(m + '\n'))
@@ -121,65 +121,76 @@ class WaitPhaseHook(hooks.CommandHook):
         # From here until its ID is printed, a signal must not cut the
         # image request short: the cloud would create an image nobody
         # knows the ID of. A second signal goes through.
-        self._deferred = common.DeferredSignals(
+        self._trap = common.SignalTrap(
+            defer=True,
             second='The image of server %s may still be created; see: '
                    'openstack image list --property instance_uuid=%s'
                    % (server.id, server.id))
-        self._deferred.start()
+        self._trap.install()
         return parsed_args
 
     def after(self, parsed_args, return_code):
         if not getattr(parsed_args, 'wait_phase', None):
             return return_code
-        deferred = getattr(self, '_deferred', None)
-        if deferred is not None:
-            deferred.stop()
         columns, data = return_code
         image_id = dict(zip(columns, data)).get('id')
         server = self._server
         app = self.cmd.app
         phase = parsed_args.wait_phase
-        app.stderr.write(
-            'Image %s of server %s (%s) requested; waiting for the end of '
-            'the %s phase (timeout %s)\n' % (
-                image_id, server.name, server.id, phase,
-                engine.format_duration(parsed_args.wait_phase_timeout)))
-        app.stderr.flush()
-        if deferred is not None and deferred.kind is not None:
-            self._interrupted(deferred.kind, 0.0, image_id)
-        track = engine.Track(server.id, server.name, image_id=image_id)
+        trap = getattr(self, '_trap', None) or common.SignalTrap()
+        trap.install()
+        self._watch = None
+        try:
+            app.stderr.write(
+                'Image %s of server %s (%s) requested; waiting for the end '
+                'of the %s phase (timeout %s)\n' % (
+                    image_id, server.name, server.id, phase,
+                    engine.format_duration(parsed_args.wait_phase_timeout)))
+            app.stderr.flush()
+            # The ID is out: a signal held meanwhile may act now.
+            trap.raising()
+            return self._wait(parsed_args, columns, data, image_id, trap)
+        except (KeyboardInterrupt, common.Terminated) as exc:
+            self._interrupted(common.interruption(exc),
+                              self._watch.elapsed() if self._watch else 0.0,
+                              image_id)
+        except cloud.NoTaskStates as exc:
+            raise exceptions.CommandError(str(exc))
+        finally:
+            trap.uninstall()
+
+    def _wait(self, parsed_args, columns, data, image_id, trap):
+        app = self.cmd.app
+        phase = parsed_args.wait_phase
+        track = engine.Track(self._server.id, self._server.name,
+                             image_id=image_id)
         status = common.StatusLine(app.stderr)
+
+        def on_poll(watch):
+            trap.check()
+            status.show(report.progress(track, watch.elapsed(), phase))
         fetcher = cloud.ServerFetcher(app.client_manager.compute)
         images = cloud.ImageLookup(app.client_manager.image)
-        watch = engine.Watch(
+        watch = self._watch = engine.Watch(
             fetcher, [track],
             condition=conditions.phase_over(phase),
             images=images,
             timeout=parsed_args.wait_phase_timeout,
             clock=self.clock, sleep=self.sleep,
             notify=lambda message: app.stderr.write(message + '\n'),
-            on_poll=lambda w: status.show(
-                report.progress(track, w.elapsed(), phase)))
+            on_poll=on_poll)
         fetcher.time_left = images.time_left = watch.time_left
         try:
-            with common.sigterm_raises():
-                for _change in watch:
-                    pass
-                status.clear()
-                outcome = watch.outcome
-                if outcome.kind != engine.MET:
-                    app.stderr.write(
-                        self._failure(outcome, track, image_id) + '\n')
-                    app.stderr.flush()
-                    raise SystemExit(outcome.exit_code)
-                return self._output(columns, data, track)
-        except (KeyboardInterrupt, common.Terminated) as exc:
+            for _change in watch:
+                pass
+        finally:
             status.clear()
-            self._interrupted(common.interruption(exc), watch.elapsed(),
-                              image_id)
-        except cloud.NoTaskStates as exc:
-            status.clear()
-            raise exceptions.CommandError(str(exc))
+        outcome = watch.outcome
+        if outcome.kind != engine.MET:
+            app.stderr.write(self._failure(outcome, track, image_id) + '\n')
+            app.stderr.flush()
+            raise SystemExit(outcome.exit_code)
+        return self._output(columns, data, track)
 
     def _interrupted(self, kind, elapsed, image_id):
         """Say that the image creation goes on; exit 130 or 143."""

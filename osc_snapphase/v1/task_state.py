@@ -223,6 +223,9 @@ class WatchTaskState(command.Lister):
         return WATCH_COLUMNS, self._rows()
 
     def _check_output(self, watch):
+        trap = getattr(self, '_trap', None)
+        if trap is not None:
+            trap.check()
         if common.reader_gone(self.app.stdout):
             raise BrokenPipeError('the reader of the output has gone')
 
@@ -298,7 +301,7 @@ class WatchTaskState(command.Lister):
     def run(self, parsed_args):
         self.watch = None
         try:
-            with common.sigterm_raises():
+            with common.SignalTrap() as self._trap:
                 super().run(parsed_args)
         except BrokenPipeError:
             common.quiet_broken_pipe()

@@ -280,14 +280,26 @@ class TestWatchFailures(EngineTestCase):
             until='idle', interval=1)
         self.assertEqual(['image_uploading'], [c.task_state for c in watch])
         self.assertEqual(engine.FAILED, watch.outcome.kind)
-        self.assertEqual(10.0, watch.outcome.elapsed)
+        # Seen gone at 10 s; still in its task state IMAGE_GONE_GRACE later.
+        self.assertEqual(11.0, watch.outcome.elapsed)
         self.assertEqual(
-            'Server vm1 (%(s)s) is still in image_uploading after 10.0s, '
+            'Server vm1 (%(s)s) is still in image_uploading after 11.0s, '
             'but its image %(i)s is gone (404): the operation has failed '
             'and Nova may not clear this task state by itself (an '
             'administrator can run "openstack server set --state active '
             '%(s)s")' % {'s': self.server_id, 'i': self.image_id},
             watch.outcome.message)
+
+    def test_watch_image_gone_then_task_cleared_is_operation_end(self):
+        # Driver error: the image goes, the task state clears right after;
+        # reported as the end of the operation, not as a stuck state.
+        watch = self.make_watch(
+            [(0, self.state('image_uploading')), (10.5, self.state())],
+            images=[(0, self.image('saving')), (5, None)],
+            until='idle', interval=1)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertIn('ended without an active image', watch.outcome.message)
 
     def test_watch_stall_timeout_image_gone_is_failure(self):
         # The stall check looks at the image once more before it gives up:
