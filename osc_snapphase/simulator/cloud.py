@@ -195,16 +195,19 @@ class Cloud:
             self.deleted_images[image_id] = image
         return image
 
-    def visible_server(self, server_id, ctx, allow_deleted=None):
-        """Return the server if the caller may see it, else None."""
+    def visible_server(self, server_id, ctx, allow_deleted=False):
+        """Return the server if the caller may see it, else None.
+
+        As in nova 34, a deleted server is gone from GET /servers/{id}
+        at once, even for an admin; only the admin list with
+        ``deleted=True`` (and, when allow_deleted, the instance actions
+        from microversion 2.21) still show it.
+        """
         server = self.servers.get(server_id)
         if server is None:
             return None
         if not ctx['is_admin'] and server['project_id'] != ctx['project_id']:
             return None
-        if server['vm_state'] == 'deleted':
-            if allow_deleted is None:
-                allow_deleted = ctx['is_admin']
-            if not allow_deleted:
-                return None
+        if server['vm_state'] == 'deleted' and not allow_deleted:
+            return None
         return server

@@ -44,6 +44,7 @@ def _server_view(cloud, server):
         'OS-EXT-STS:power_state': server['power_state'],
         'volume_backed': server['volume_backed'],
         'internal_fault': server['fault'],
+        'instance_faults': list(cloud.instance_faults.get(server['id'], [])),
     })
     return body
 

@@ -34,8 +34,8 @@ PHASE_NAMES = ('pending', 'snapshot', 'backup', 'pending_upload', 'uploading')
 FAULT_KINDS = ('driver_error', 'image_deleted', 'stuck', 'stuck_saving',
                'server_deleted', 'vm_error')
 TRACEBACK = ('Traceback (most recent call last):\n'
-             '  File "/opt/stack/nova/nova/compute/manager.py", line 4511, '
-             'in snapshot_instance\n'
+             '  File "/opt/stack/nova/nova/compute/manager.py", line %d, '
+             'in %s\n'
              'nova.exception.InstanceFaultRollback: %s\n')
 
 
@@ -124,11 +124,12 @@ def build(cloud, server):
 
 
 def delete(cloud, server):
-    """Delete a server: task deleting, then DELETED, then purged."""
-    op = cloud.ops.pop(server['id'], None)
-    if op is not None:
-        op.stop()
-        cloud.delete_image(op.image_id)
+    """Delete a server: task deleting, then DELETED, then purged.
+
+    A snapshot running on it carries on: as in nova 34, its image is
+    left as it is until the operation notices, at its next phase change
+    (see _vanished).
+    """
     cloud.update_server(server, task_state='deleting')
 
     def gone():
@@ -227,7 +228,10 @@ def start_snapshot(cloud, server, ctx, kind, name, metadata, backup=None):
     cloud.update_server(server, task_state=op.phases[0][1])
     name = 'compute_backup_instance' if backup else (
         'compute_snapshot_instance')
-    if cloud.config['old_nova_actions']:
+    # nova 34 spawns snapshot_instance as a task of its own, so the
+    # createImage event ends Success at once; backup_instance runs inside
+    # the RPC handler, so its event stays open until the backup ends.
+    if backup or cloud.config['old_nova_actions']:
         op.event = add_event(action, name, finished=False)
     else:
         add_event(action, name)
@@ -273,28 +277,68 @@ def _enter(cloud, op):
         op.timer = cloud.later(delay, _advance, cloud, op)
 
 
+def _traceback(op, message):
+    if op.kind == 'createBackup':
+        return TRACEBACK % (4598, 'backup_instance', message)
+    return TRACEBACK % (4511, 'snapshot_instance', message)
+
+
+def _record_fault(cloud, op, server, message):
+    """Record the instance faults nova 34 records for a driver error.
+
+    wrap_instance_fault records one for snapshot_instance; a backup
+    records two (backup_instance and the snapshot inside it). The API
+    shows the latest, and only while vm_state is error or deleted.
+    """
+    faults = cloud.instance_faults.setdefault(server['id'], [])
+    for _count in range(2 if op.kind == 'createBackup' else 1):
+        fault = {'code': 500, 'message': message, 'created': time.time(),
+                 'details': _traceback(op, message)}
+        faults.append(fault)
+    server['fault'] = fault
+
+
 def _end(cloud, op, server, result='Success', message=None):
+    """End the operation; a message is a driver error (a fault)."""
     op.done = True
     if cloud.ops.get(op.server_id) is op:
         del cloud.ops[op.server_id]
-    if message:
-        server['fault'] = {'code': 500, 'message': message,
-                           'created': time.time(),
-                           'details': TRACEBACK % message}
+    if message and server is not None:
+        _record_fault(cloud, op, server, message)
     finish_event(op.action, op.event, result,
-                 TRACEBACK % message if message else None,
+                 _traceback(op, message) if message else None,
                  message)
+
+
+def _gone(server):
+    return server is None or server['vm_state'] == 'deleted' or (
+        server['task_state'] == 'deleting')
+
+
+def _vanished(cloud, op, server):
+    """The server was deleted: drop the image unless it is active.
+
+    Nova's _snapshot_instance swallows InstanceNotFound (and
+    UnexpectedDeletingTaskStateError): no fault, the event ends Success.
+    """
+    image = cloud.images.get(op.image_id)
+    if image is not None and image['status'] != 'active':
+        cloud.delete_image(op.image_id)
+    _end(cloud, op, server)
 
 
 def _advance(cloud, op):
     if op.done:
         return
-    server = cloud.servers[op.server_id]
+    server = cloud.servers.get(op.server_id)
+    if _gone(server):
+        _vanished(cloud, op, server)
+        return
     image = cloud.images.get(op.image_id)
     if image is None:
+        # ImageNotFound is swallowed too: task_state cleared, no fault.
         cloud.update_server(server, task_state=None)
-        _end(cloud, op, server, 'Error',
-             'Image %s could not be found.' % op.image_id)
+        _end(cloud, op, server)
         return
     if op.index + 1 < len(op.phases):
         op.index += 1
@@ -322,7 +366,10 @@ def _rotate(cloud, server, backup):
 def _fault(cloud, op, rule):
     if op.done:
         return
-    server = cloud.servers[op.server_id]
+    server = cloud.servers.get(op.server_id)
+    if _gone(server):
+        _vanished(cloud, op, server)
+        return
     kind = rule['kind']
     state = server['task_state']
     message = rule.get('message') or (
@@ -331,6 +378,10 @@ def _fault(cloud, op, rule):
         record_action(cloud, server, 'delete', {
             'user_id': server['user_id'], 'project_id': server['project_id']})
         delete(cloud, server)
+        # The operation notices at the end of its phase.
+        left = 1.0 - float(rule.get('at', 0.5))
+        op.timer = cloud.later(cloud.duration(op.phase) * max(0.0, left),
+                               _advance, cloud, op)
         return
     if kind == 'stuck_saving':
         image = cloud.images.get(op.image_id)
@@ -345,14 +396,16 @@ def _fault(cloud, op, rule):
             cloud.set_image_status(image, 'killed')
     else:
         cloud.delete_image(op.image_id)
-    if kind == 'stuck':
-        _end(cloud, op, server, 'Error', 'Instance %s is not running.'
-             % server['id'])
+    if kind in ('stuck', 'image_deleted'):
+        # InstanceNotRunning and ImageNotFound are swallowed by nova's
+        # _snapshot_instance: no fault, the event ends Success; only
+        # ImageNotFound clears the task state.
+        if kind == 'image_deleted':
+            cloud.update_server(server, task_state=None)
+        _end(cloud, op, server)
         return
     if kind == 'vm_error':
         cloud.update_server(server, vm_state='error', task_state=None)
     else:
         cloud.update_server(server, task_state=None)
-    if kind == 'image_deleted':
-        message = 'Image %s could not be found.' % op.image_id
     _end(cloud, op, server, 'Error', message)

@@ -342,3 +342,7 @@ class TestWaitPhaseFaults(FaultRows, reliability.ReliabilityTestCase):
                           '-f', 'json', '--wait-phase', 'upload')
         result = self.end(proc, 3)
         self.assertIn('without an active image', result.stderr)
+        # As in nova 34, the backup event stays open until the backup
+        # ends, so the driver error shows in it.
+        self.assertIn('(Nova: compute_backup_instance failed)',
+                      result.stderr)

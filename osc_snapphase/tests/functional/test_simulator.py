@@ -81,3 +81,33 @@ class TestRealCliAgainstSimulator(testtools.TestCase):
                               fail_ok=True)
         self.assertEqual(1, proc.returncode)
         self.assertIn('requires authentication', proc.stderr)
+
+    def test_server_deleted_mid_snapshot_as_real_nova(self):
+        # Pinned for nova 34 by functional_nova test_core
+        # test_server_deleted_during_snapshot.
+        control = self.sim.control
+        server_id = control.create_server('vm1')['id']
+        control.configure(durations={'uploading': 8})
+        image = json.loads(self.openstack(
+            'server', 'image', 'create', 'vm1', '--name', 'snap1',
+            '-f', 'json').stdout)
+        control.wait_task_state(server_id, 'image_uploading')
+        self.openstack('server', 'delete', 'vm1')
+        control.wait_for(lambda s: control.server(server_id)[
+            'status'] == 'DELETED')
+        # The image outlives the server until the snapshot task notices.
+        self.assertEqual('saving', control.image(image['id'])['status'])
+        control.wait_for(lambda s: control.image(image['id']) is None,
+                         timeout=30)
+        # Not even an admin gets a deleted server by ID ...
+        admin = self.sim.cloud_name + '-admin'
+        shown = self.openstack('server', 'show', server_id, cloud=admin,
+                               fail_ok=True)
+        self.assertEqual(1, shown.returncode)
+        self.assertIn('No Server found', shown.stderr)
+        # ... only the admin list of deleted servers shows it.
+        listed = json.loads(self.openstack(
+            'server', 'list', '--deleted', '--all-projects', '-f', 'json',
+            cloud=admin).stdout)
+        self.assertEqual([(server_id, 'DELETED')], [
+            (s['ID'], s['Status']) for s in listed])
