@@ -221,15 +221,16 @@ class TestWatchFaults(FaultRows, reliability.ReliabilityTestCase):
 
     def test_timeout_holds_with_5s_responses(self):
         self.server = self.create_server('vm1')
-        self.control.add_http_fault('delay', None, seconds=5,
+        # Answers so slow that waiting for one would break the bound.
+        self.control.add_http_fault('delay', None, seconds=20,
                                     endpoint='compute', path=SERVER_PATH)
         proc = self.start('server', 'task-state', 'watch', 'vm1',
                           '--until', 'task-state=image_uploading',
                           '--timeout', '3', '-f', 'json')
         result = self.finish(proc, 124, timeout=30)
         elapsed = result.ended - result.started
-        # Without a bound on each request it would end after the 5 s answer.
-        self.assertLess(elapsed, 6.5, 'the timeout did not hold')
+        # Without a bound on each request it would end after a 20 s answer.
+        self.assertLess(elapsed, 15.0, 'the timeout did not hold')
         self.assertRegex(result.stderr, r'Timed out after 3\.[0-4]s')
         result.json()
 
@@ -302,15 +303,16 @@ class TestWaitPhaseFaults(FaultRows, reliability.ReliabilityTestCase):
     def test_timeout_holds_with_5s_responses(self):
         self.server = self.create_server('vm1')
         self.control.add_fault('uploading', 'stuck_saving', at=0.1)
-        self.control.add_http_fault('delay', None, seconds=5,
+        # Answers so slow that waiting for one would break the bound.
+        self.control.add_http_fault('delay', None, seconds=20,
                                     endpoint='compute', path=SERVER_PATH)
         proc = self.start('server', 'image', 'create', 'vm1', '--name',
                           'snap', '-f', 'json', '--wait-phase', 'upload',
                           '--wait-phase-timeout', '3')
         result = self.finish(proc, 124, timeout=30)
         elapsed = result.ended - result.started
-        # Without a bound on each request it would end after the 5 s answer.
-        self.assertLess(elapsed, 6.5, 'the timeout did not hold')
+        # Without a bound on each request it would end after a 20 s answer.
+        self.assertLess(elapsed, 15.0, 'the timeout did not hold')
         self.assertRegex(result.stderr, r'Timed out after 3\.[0-4]s')
 
     def test_stuck_task_state_timeout_gives_124(self):
