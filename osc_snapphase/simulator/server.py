@@ -103,6 +103,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = 'HTTP/1.1'
     server_version = 'snapsim/1.0'
+    # Headers and body go out in separate writes: without TCP_NODELAY,
+    # Nagle's algorithm and delayed ACKs add ~40 ms to every answer.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         if self.server.verbose:

@@ -186,6 +186,7 @@ class WaitPhaseHook(hooks.CommandHook):
         finally:
             status.clear()
         outcome = watch.outcome
+        common.quick_exit()
         if outcome.kind != engine.MET:
             app.stderr.write(self._failure(outcome, track, image_id) + '\n')
             app.stderr.flush()

@@ -318,6 +318,7 @@ class WatchTaskState(command.Lister):
         return self._finish()
 
     def _finish(self):
+        common.quick_exit()
         watch = self.watch
         outcome = watch.outcome
         err = self.app.stderr
