@@ -237,6 +237,9 @@ class WatchTaskState(command.Lister):
         try:
             for change in self.watch:
                 yield _row(change)
+                # The formatter has written the row (cliff's value and csv
+                # formatters never flush): push it out of a pipe's buffer.
+                self.app.stdout.flush()
         except (KeyboardInterrupt, common.Terminated) as exc:
             kind = common.interruption(exc)
             self.watch.stop(kind, '%s after %s' % (

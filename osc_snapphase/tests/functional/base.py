@@ -72,8 +72,11 @@ class TestCase(testtools.TestCase):
         self.control = self.sim.control
 
     def environ(self, cloud=None, env=None):
+        # As a user's shell has it: no OS_* left over, and stdout buffered
+        # as Python buffers a pipe (PYTHONUNBUFFERED would hide a missing
+        # flush of live output).
         environ = {k: v for k, v in os.environ.items()
-                   if not k.startswith('OS_')}
+                   if not k.startswith('OS_') and k != 'PYTHONUNBUFFERED'}
         environ.update(self.sim.cloud_env(cloud))
         environ.update(env or {})
         return environ

@@ -246,11 +246,14 @@ class TestWatchLive(WatchTestCase):
         self.assertIsNone(rows[-1]['Task State'])
 
     def test_value_rows_arrive_live(self):
-        self.control.configure(durations={'uploading': 1.0})
+        self.control.configure(durations={'uploading': 6.0})
         server, image = self.snapshotting()
         proc = self.start_watch(server['id'], '--until', 'idle', '-f',
                                 'value')
         first = self.read_line(proc)
+        # The row came out while the operation still ran, not at exit.
+        self.assertIsNotNone(
+            self.control.server(server['id'])['OS-EXT-STS:task_state'])
         self.assertIsNone(proc.poll())
         self.assertIn(server['id'], first)
         result = self.finish(proc)
