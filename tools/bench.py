@@ -54,18 +54,6 @@ TOKEN_KEY_RE = re.compile(r'^POST .*auth/tokens$')
 # falls anywhere in an interval, so the delay is uniform on [0, 45).
 SEED_INTERVAL = 45.0
 
-# A candidate change, measured next to the product in the delay section:
-# freeze the objects alive at exit so that the interpreter's final garbage
-# collections skip them (CPython finalisation of an openstack process takes
-# 0.2-0.4 s after its last request, most of it in those collections).
-FREEZE_SITECUSTOMIZE = '''\
-# Written by tools/bench.py: a candidate, not the product.
-import atexit
-import gc
-
-atexit.register(gc.freeze)
-'''
-
 # Which distribution each startup variant hides (see _hide_dir).
 HIDE_SITECUSTOMIZE = '''\
 # Written by tools/bench.py: hide a distribution from importlib.metadata so
@@ -201,8 +189,12 @@ def _kill(proc):
 
 
 def base_env():
+    # What a user's shell gives the CLI: no OS_* or PYTHONPATH left over,
+    # and no PYTHONUNBUFFERED (it would hide a missing flush of live output
+    # through a pipe, as it did for watch -f value before f50f504).
     return {k: v for k, v in os.environ.items()
-            if not k.startswith('OS_') and k != 'PYTHONPATH'}
+            if not k.startswith('OS_')
+            and k not in ('PYTHONPATH', 'PYTHONUNBUFFERED')}
 
 
 @contextlib.contextmanager
@@ -397,17 +389,11 @@ def bench_delay(opts):
     durations = {'pending': lead_in, 'snapshot': 1.0,
                  'pending_upload': 0.3, 'uploading': 0.3}
     out = {'trials': [], 'lead_in_s': lead_in}
-    tmp = tempfile.mkdtemp(prefix='bench-delay-')
-    with open(os.path.join(tmp, 'sitecustomize.py'), 'w') as stream:
-        stream.write(FREEZE_SITECUSTOMIZE)
     with simulator(durations) as sim:
         control = sim.control
         env = cli_env(sim)
-        env_freeze = dict(env, PYTHONPATH=tmp)
         server = control.create_server('bench-delay')
         sid = server['id']
-        # A twin server for the candidate, created at the same moment.
-        twin = control.create_server('bench-delay-twin')['id']
         for index, length in enumerate(lengths):
             control.configure(durations={'snapshot': round(length, 3)})
             seq = last_seq(control)
@@ -415,11 +401,6 @@ def bench_delay(opts):
                                  '--name', 'delay-%d' % index,
                                  '--wait-phase', 'snapshot', '-f', 'json'),
                           env).start_waiter()
-            candidate = Proc(os_cmd('server', 'image', 'create', twin,
-                                    '--name', 'twin-%d' % index,
-                                    '--wait-phase', 'snapshot', '-f',
-                                    'json'),
-                             env_freeze).start_waiter()
             control.wait_task_state(sid, 'image_snapshot_pending',
                                     timeout=60)
             watch = Proc(os_cmd('server', 'task-state', 'watch', sid,
@@ -427,12 +408,8 @@ def bench_delay(opts):
                                 '-f', 'json'),
                          env, stdout=subprocess.PIPE).start_waiter()
             create.wait()
-            candidate.wait()
             watch.wait()
             wait_idle(control, sid)
-            wait_idle(control, twin)
-            twin_end = next(e['time'] for e in task_changes(
-                control, twin, seq) if e['old'] == 'image_snapshot')
             changes = task_changes(control, sid, seq)
             start = next(e['time'] for e in changes
                          if e['new'] == 'image_snapshot_pending')
@@ -449,8 +426,6 @@ def bench_delay(opts):
                 'capture_s': round(end - start, 3),
                 'wait_phase_rc': create.returncode,
                 'wait_phase_delay_s': round(create.ended - end, 3),
-                'candidate_rc': candidate.returncode,
-                'candidate_delay_s': round(candidate.ended - twin_end, 3),
                 'watch_rc': watch.returncode,
                 'watch_first_row_in_capture': valid,
                 'watch_line_delay_s': (round(seen - end, 3)
@@ -458,11 +433,9 @@ def bench_delay(opts):
                 'watch_exit_delay_s': round(watch.ended - end, 3),
             }
             out['trials'].append(trial)
-            log('delay %d/%d: snapshot %.2fs wait-phase %+.3fs (candidate '
-                '%+.3fs) watch %s' % (
-                    index + 1, trials, trial['snapshot_s'],
-                    trial['wait_phase_delay_s'], trial['candidate_delay_s'],
-                    trial['watch_line_delay_s']))
+            log('delay %d/%d: snapshot %.2fs wait-phase %+.3fs watch %s' % (
+                index + 1, trials, trial['snapshot_s'],
+                trial['wait_phase_delay_s'], trial['watch_line_delay_s']))
         # Core --wait on a few creates: returns after the upload.
         core_runs = 1 if opts.quick else 3
         upload = 2.0 if opts.quick else 10.0
@@ -487,11 +460,8 @@ def bench_delay(opts):
                 index + 1, core[-1]['delay_s']))
         out['core_wait'] = {'runs': core, 'pending_upload_s': 1.0,
                             'uploading_s': upload}
-    shutil.rmtree(tmp, ignore_errors=True)
     a = [t['wait_phase_delay_s'] for t in out['trials']
          if t['wait_phase_rc'] == 0]
-    freeze = [t['candidate_delay_s'] for t in out['trials']
-              if t['candidate_rc'] == 0]
     b = [t['watch_line_delay_s'] for t in out['trials']
          if t['watch_first_row_in_capture']
          and t['watch_line_delay_s'] is not None]
@@ -501,9 +471,6 @@ def bench_delay(opts):
         'wait_phase': {'n': len(a), 'median_s': rnd(median(a)),
                        'p95_s': rnd(percentile(a, 0.95)),
                        'max_s': rnd(max(a) if a else None)},
-        'wait_phase_gc_freeze_candidate': {
-            'n': len(freeze), 'median_s': rnd(median(freeze)),
-            'p95_s': rnd(percentile(freeze, 0.95))},
         'watch_line': {'n': len(b), 'median_s': rnd(median(b)),
                        'p95_s': rnd(percentile(b, 0.95)),
                        'max_s': rnd(max(b) if b else None)},
@@ -749,15 +716,18 @@ def bench_load_and_cpu(opts):
         for attempt in (1, 2):
             env = dict(cli_env(fixture), PYTHONFAULTHANDLER='1')
             watch = Proc(os_cmd('server', 'task-state', 'watch', sid,
-                                '--stream', '-f', 'json'),
+                                '-f', 'value'),
                          env, stdout=subprocess.PIPE).start_waiter()
             procs.append(watch)
             try:
                 wait_line(watch, 1)
                 break
             except RuntimeError:
-                # Seen twice in 6 runs: no row and no stderr for minutes.
-                # Ask faulthandler where it is, keep that, try once more.
+                # A guard: before f50f504 watch -f value did not flush its
+                # rows, so through this pipe (without PYTHONUNBUFFERED) the
+                # first row stayed in the buffer. If a row is ever missing
+                # again, ask faulthandler where it is, keep that (in
+                # cost.hangs_before_first_row), try once more.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(watch.pid, 6)
                 watch.wait()
@@ -1031,8 +1001,6 @@ def table(results):
     if delay:
         s = delay['summary']
         for key, label in (('wait_phase', '--wait-phase snapshot return'),
-                           ('wait_phase_gc_freeze_candidate',
-                            'same + gc.freeze at exit (candidate)'),
                            ('watch_line', 'watch --until disk-safe row')):
             add('delay', '%s (n=%d) median' % (label, s[key]['n']),
                 '%.3f s' % s[key]['median_s'], '<= 0.3 s',
