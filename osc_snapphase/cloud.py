@@ -109,15 +109,19 @@ def server_state(server):
 
 # Shortest read timeout given to a request near the end of --timeout.
 MIN_REQUEST_TIMEOUT = 0.5
+# Longest wait for one answer when the cloud configures none: a request
+# that hangs is then a transient fault, retried, instead of a silent hang.
+MAX_REQUEST_TIMEOUT = 60.0
 
 
 class _Bounded:
-    """Limit the requests of a proxy to the time left, if any.
+    """Limit the requests of a proxy to the time left, and to a minute.
 
     Without it a request that hangs (or answers after minutes) would hold
-    the watch past its --timeout: the engine only looks at the clock
-    between polls. A request cut short is a ConnectTimeout, a transient
-    fault, and the engine then ends with its timeout.
+    the watch past its --timeout, or forever without one: the engine only
+    looks at the clock between polls. A request cut short is a
+    ConnectTimeout, a transient fault: the engine retries it, or ends with
+    its timeout.
     """
 
     time_left = None    # set by the owner: a callable, seconds or None
@@ -125,10 +129,12 @@ class _Bounded:
     def _bounded(self, proxy, function, *args):
         left = self.time_left() if self.time_left is not None else None
         session = getattr(proxy, 'session', None)
-        if left is None or not hasattr(session, 'timeout'):
+        if not hasattr(session, 'timeout'):
             return _call(function, *args)
         previous = session.timeout
-        limit = max(MIN_REQUEST_TIMEOUT, left)
+        limit = MAX_REQUEST_TIMEOUT
+        if left is not None:
+            limit = max(MIN_REQUEST_TIMEOUT, min(left, limit))
         if previous is None or previous > limit:
             session.timeout = limit
         try:

@@ -42,6 +42,8 @@ class TestCommand(base.TestCommand):
         self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
         self.compute_client = self.app.client_manager.compute
         self.image_client = self.app.client_manager.image
+        # osc-lib's FakeStdout lacks flush(), which real streams have.
+        self.app.stdout.flush = lambda: None
 
 
 class FakeClock:
