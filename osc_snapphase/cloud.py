@@ -26,6 +26,7 @@ from openstack import exceptions as sdk_exceptions
 
 from osc_snapphase import conditions
 from osc_snapphase import engine
+from osc_snapphase import records
 
 LOG = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def server_state(server):
             'The cloud does not show task states for server %s: the '
             'OS-EXT-STS fields are missing from its answer (an old cloud or '
             'a restrictive policy)' % server.id)
-    return engine.ServerState(
+    return records.ServerState(
         server.id, server.name, server.status, server.vm_state,
         server.task_state, server.power_state, message)
 
@@ -192,7 +193,7 @@ class ImageLookup(_Bounded):
     @staticmethod
     def _state(image):
         properties = image.properties or {}
-        return engine.ImageState(
+        return records.ImageState(
             image.id, image.name, image.status,
             'block_device_mapping' in properties)
 
@@ -221,7 +222,7 @@ class ImageLookup(_Bounded):
         if not images:
             return None
         body = images[0]
-        return engine.ImageState(
+        return records.ImageState(
             body.get('id'), body.get('name'), body.get('status'),
             'block_device_mapping' in body)
 
@@ -253,7 +254,7 @@ def watch(connection, servers, until=None, timeout=None,
     """Watch servers of an openstacksdk Connection; a Python API.
 
     Returns a :class:`~osc_snapphase.engine.Watch`: iterate over it for the
-    :class:`~osc_snapphase.engine.Change` rows, then read ``outcome``::
+    :class:`~osc_snapphase.records.Change` rows, then read ``outcome``::
 
         import openstack
         from osc_snapphase import cloud
@@ -270,7 +271,7 @@ def watch(connection, servers, until=None, timeout=None,
     tracks = []
     for name_or_id in servers:
         server = find_server(connection.compute, name_or_id, notify=notify)
-        tracks.append(engine.Track(server.id, server.name))
+        tracks.append(records.Track(server.id, server.name))
     fetcher = ServerFetcher(connection.compute)
     images = ImageLookup(connection.image)
     result = engine.Watch(

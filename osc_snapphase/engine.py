@@ -19,11 +19,12 @@ change until a condition holds, the operation fails, a task state stalls or
 the timeout passes. The reason it stopped is then in ``Watch.outcome``.
 """
 
-import collections
 import datetime
 import time
 
+from osc_snapphase import operations
 from osc_snapphase import phases
+from osc_snapphase import records
 
 MET = 'met'
 FAILED = 'failed'
@@ -58,34 +59,9 @@ SCHEDULE = {
 }
 # While an operation is expected but not yet seen, or its image is settling.
 PENDING_INTERVAL = 0.2
-# How often the image of an operation in progress is looked at.
-IMAGE_CHECK_INTERVAL = 10.0
-# How long the task state may stay set once the image is gone.
-IMAGE_GONE_GRACE = 1.0
-# How long an image may stay queued/saving after the task state cleared.
-SETTLE_GRACE = 20.0
 MAX_BACKOFF = 10.0
 # Consecutive answers that are not even valid API responses before giving up.
 MAX_MALFORMED = 5
-
-FAILED_IMAGE_STATUSES = ('killed', 'deleted', 'pending_delete')
-
-ServerState = collections.namedtuple(
-    'ServerState',
-    ['id', 'name', 'status', 'vm_state', 'task_state', 'power_state',
-     'fault'])
-ServerState.__new__.__defaults__ = (None,)
-
-ImageState = collections.namedtuple(
-    'ImageState', ['id', 'name', 'status', 'volume_backed'])
-
-Change = collections.namedtuple(
-    'Change',
-    ['time', 'server_id', 'server_name', 'status', 'vm_state', 'task_state',
-     'power_state', 'phase', 'previous_duration'])
-
-Segment = collections.namedtuple('Segment', ['task_state', 'phase', 'start',
-                                             'end'])
 
 
 class TransientError(Exception):
@@ -127,67 +103,6 @@ def _key(state):
             state.power_state)
 
 
-def format_duration(seconds):
-    """Human form of a duration: 0.4s, 12.3s, 4m05s, 1h02m."""
-    if seconds < 60:
-        return '%.1fs' % seconds
-    seconds = int(round(seconds))
-    if seconds < 3600:
-        return '%dm%02ds' % divmod(seconds, 60)
-    return '%dh%02dm' % (seconds // 3600, seconds % 3600 // 60)
-
-
-class Track:
-    """What the engine knows of one watched server."""
-
-    def __init__(self, server_id, name=None, image_id=None):
-        self.server_id = server_id
-        self.name = name or server_id
-        self.state = None
-        self.exists = True
-        self.since = None        # when the current state was first seen
-        self.task_since = None   # when the current task state was first seen
-        self.segments = []
-        # The image-producing operation, if one is in progress or expected.
-        self.image_id = image_id
-        self.image_status = None
-        self.op_active = image_id is not None
-        self.op_max_step = None
-        self.op_shelve = False
-        self.op_succeeded = False
-        self.volume_backed = False
-        self.settle_since = None
-        self.image_checked = None
-        self.image_gone_at = None
-
-    @property
-    def label(self):
-        if self.name and self.name != self.server_id:
-            return '%s (%s)' % (self.name, self.server_id)
-        return self.server_id
-
-    @property
-    def task_state(self):
-        return self.state.task_state if self.state else None
-
-    def op_passed(self, target):
-        """Whether the operation went past the target TaskState."""
-        if (target.operation == phases.SHELVE) != self.op_shelve:
-            return False
-        if self.op_succeeded:
-            return True
-        return (self.op_active and self.op_max_step is not None
-                and self.op_max_step > target.step)
-
-    def phase_durations(self, now=None):
-        """Seconds spent in each phase, as observed (open segment: now)."""
-        totals = collections.OrderedDict()
-        for seg in self.segments:
-            end = seg.end if seg.end is not None else (now or seg.start)
-            totals[seg.phase] = totals.get(seg.phase, 0.0) + end - seg.start
-        return totals
-
-
 class Watch:
     """Poll servers until a condition holds; iterate to get the changes.
 
@@ -195,7 +110,8 @@ class Watch:
         server missing from the answer is gone (deleted). It raises
         :class:`TransientError` for faults worth retrying; anything else
         ends the watch and propagates.
-    :param tracks: the :class:`Track` of each server, in display order
+    :param tracks: the :class:`~osc_snapphase.records.Track` of each
+        server, in display order
     :param condition: a :class:`~osc_snapphase.conditions.Condition` or None
         (watch until timeout or interrupted)
     :param images: object with ``get(image_id)`` (an ImageState or None
@@ -216,7 +132,7 @@ class Watch:
         self._fetch = fetch
         self.tracks = list(tracks)
         self.condition = condition
-        self._images = images
+        self._operations = operations.ImageOperations(images)
         self.timeout = timeout
         self.stall_timeout = stall_timeout
         self.interval = interval
@@ -285,15 +201,20 @@ class Watch:
 
     # -- one observation ---------------------------------------------------
 
+    def _follow_operation(self, track, now):
+        failure = self._operations.follow(track, now, self.elapsed())
+        if failure is not None:
+            self._end(FAILED, failure, track.server_id)
+
     def _observe(self, track, state):
         now = self._clock()
         if state is None:
             if not track.exists:
                 return None
             track.exists = False
-            state = ServerState(track.server_id, track.name, 'DELETED',
-                                'deleted', None, track.state.power_state
-                                if track.state else None)
+            state = records.ServerState(
+                track.server_id, track.name, 'DELETED', 'deleted', None,
+                track.state.power_state if track.state else None)
         elif (state.status or '').upper() == 'DELETED' or (
                 state.vm_state == 'deleted'):
             track.exists = False
@@ -309,131 +230,16 @@ class Watch:
             track.task_since = now
             if track.segments:
                 track.segments[-1] = track.segments[-1]._replace(end=now)
-            track.segments.append(Segment(
+            track.segments.append(records.Segment(
                 state.task_state, phases.phase_of(state.task_state), now,
                 None))
         if state.name:
             track.name = state.name
         self._follow_operation(track, now)
-        return Change(self._wall(), track.server_id, track.name,
-                      state.status, state.vm_state, state.task_state,
-                      state.power_state, phases.phase_of(state.task_state),
-                      duration)
-
-    def _follow_operation(self, track, now):
-        """Update the image operation of a track; may end the watch."""
-        task = track.task_state
-        if not track.exists:
-            return
-        if isinstance(task, str) and task in phases.IMAGE_PRODUCING_STATES:
-            entry = phases.TASK_STATES[task]
-            if not track.op_active or track.op_succeeded:
-                self._start_operation(track, entry, now)
-            if track.op_max_step is None or entry.step > track.op_max_step:
-                track.op_max_step = entry.step
-            self._check_image_during(track, now)
-        elif task is None and track.op_active:
-            self._settle(track, now)
-
-    def _start_operation(self, track, entry, now):
-        track.op_active = True
-        track.op_succeeded = False
-        track.op_shelve = entry.operation == phases.SHELVE
-        track.op_max_step = None
-        track.settle_since = None
-        track.image_checked = None
-        track.image_gone_at = None
-        track.image_id = None
-        track.image_status = None
-        track.volume_backed = False
-        if self._images is not None:
-            image = self._images.latest(track.server_id)
-            if image is not None and image.status in ('queued', 'saving'):
-                track.image_id = image.id
-                track.image_status = image.status
-                track.image_checked = now
-
-    def _check_image_during(self, track, now, force=False):
-        """Catch an image that failed while the task state stays set.
-
-        After a driver error Nova deletes the image and then clears the
-        task state, milliseconds apart: a gone image is only reported as a
-        stuck operation if the task state is still set IMAGE_GONE_GRACE
-        later; otherwise the operation's end reports it.
-        """
-        if self._images is None or track.image_id is None:
-            return
-        if track.image_gone_at is None:
-            if (not force and track.image_checked is not None
-                    and now - track.image_checked < IMAGE_CHECK_INTERVAL):
-                return
-            track.image_checked = now
-            image = self._images.get(track.image_id)
-            track.image_status = image.status if image else None
-            if image is not None and image.status not in (
-                    FAILED_IMAGE_STATUSES):
-                return
-            track.image_gone_at = now
-        if not force and now - track.image_gone_at < IMAGE_GONE_GRACE:
-            return
-        self._end(FAILED, (
-            'Server %s is still in %s after %s, but its image %s is %s: '
-            'the operation has failed and Nova may not clear this task '
-            'state by itself (an administrator can run "openstack server '
-            'set --state active %s")') % (
-                track.label, track.task_state,
-                format_duration(now - track.task_since), track.image_id,
-                track.image_status or 'gone (404)', track.server_id),
-            track.server_id)
-
-    def _settle(self, track, now):
-        """The task state cleared: did the operation produce its image?"""
-        if self._images is None:
-            track.op_active = False
-            track.op_succeeded = True
-            return
-        if track.image_id is not None:
-            image = self._images.get(track.image_id)
-            image_id = track.image_id
-        else:
-            image = self._images.latest(track.server_id)
-            image_id = image.id if image else None
-        if image is None:
-            what = ('image %s is gone (404)' % image_id if image_id
-                    else 'no image of this server exists')
-            self._end(FAILED, (
-                'The image operation of server %s ended without an active '
-                'image after %s: %s') % (
-                    track.label, format_duration(self.elapsed()), what),
-                track.server_id)
-            return
-        track.image_id = image.id
-        track.image_status = image.status
-        if image.status == 'active':
-            track.op_active = False
-            track.op_succeeded = True
-            return
-        if image.status in FAILED_IMAGE_STATUSES:
-            self._end(FAILED, (
-                'The image operation of server %s ended without an active '
-                'image after %s: image %s is %s') % (
-                    track.label, format_duration(self.elapsed()), image.id,
-                    image.status), track.server_id)
-            return
-        if image.volume_backed:
-            # Boot from volume: Nova snapshots the volumes before it
-            # answers, never sets a task state, and the image turns active
-            # by itself.
-            track.volume_backed = True
-            return
-        if track.settle_since is None:
-            track.settle_since = now
-        elif now - track.settle_since > SETTLE_GRACE:
-            self._end(FAILED, (
-                'The task state of server %s cleared %s ago but its image %s '
-                'is still %s') % (track.label,
-                                  format_duration(now - track.settle_since),
-                                  image.id, image.status), track.server_id)
+        return records.Change(
+            self._wall(), track.server_id, track.name, state.status,
+            state.vm_state, state.task_state, state.power_state,
+            phases.phase_of(state.task_state), duration)
 
     # -- judgement ---------------------------------------------------------
 
@@ -444,7 +250,7 @@ class Watch:
             if not track.exists and not (condition
                                          and condition.accepts_deleted):
                 self._end(FAILED, 'Server %s was deleted after %s' % (
-                    track.label, format_duration(self.elapsed())),
+                    track.label, records.format_duration(self.elapsed())),
                     track.server_id)
                 return
             state = track.state
@@ -452,14 +258,13 @@ class Watch:
                     and not (condition and condition.accepts_error)):
                 fault = (': %s' % state.fault) if state.fault else ''
                 self._end(FAILED, 'Server %s went to vm_state error after '
-                          '%s%s' % (track.label,
-                                    format_duration(self.elapsed()), fault),
-                          track.server_id)
+                          '%s%s' % (track.label, records.format_duration(
+                              self.elapsed()), fault), track.server_id)
                 return
         if condition is not None and all(
                 condition.holds(t) for t in self.tracks):
             self._end(MET, 'Condition %s met after %s' % (
-                condition, format_duration(self.elapsed())))
+                condition, records.format_duration(self.elapsed())))
             return
         if self.stall_timeout is None:
             return
@@ -468,8 +273,9 @@ class Watch:
                     and now - track.task_since > self.stall_timeout):
                 # A gone image says more than "stalled": look once more.
                 if track.op_active:
-                    self._check_image_during(track, now, force=True)
-                    if self.outcome is not None:
+                    failure = self._operations.check(track, now, force=True)
+                    if failure is not None:
+                        self._end(FAILED, failure, track.server_id)
                         return
                 self._end(STALLED, (
                     'Server %s has been in task state %s for %s without '
@@ -477,7 +283,7 @@ class Watch:
                     'cleared by an administrator with "openstack server set '
                     '--state active %s" once the cause is understood') % (
                         track.label, track.task_state,
-                        format_duration(now - track.task_since),
+                        records.format_duration(now - track.task_since),
                         track.server_id), track.server_id)
                 return
 
@@ -493,9 +299,9 @@ class Watch:
             parts.append('%s: task state %s (%s) for %s' % (
                 track.label, track.task_state or 'none',
                 phases.phase_of(track.task_state),
-                format_duration(self._clock() - track.task_since)))
+                records.format_duration(self._clock() - track.task_since)))
         return 'Timed out after %s; %s' % (
-            format_duration(self.elapsed()), '; '.join(parts))
+            records.format_duration(self.elapsed()), '; '.join(parts))
 
     def _end(self, kind, message, server_id=None):
         self.outcome = Outcome(kind, message, server_id, self.elapsed())
@@ -549,7 +355,7 @@ class Watch:
         if self._fault_since is not None:
             self._notify('Recovered after %d retries in %s' % (
                 self._failures,
-                format_duration(self._clock() - self._fault_since)))
+                records.format_duration(self._clock() - self._fault_since)))
         self._fault_since = None
         self._failures = 0
         self._malformed = 0

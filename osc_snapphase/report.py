@@ -13,6 +13,7 @@
 """Text for people: timelines of phases drawn as bars, progress lines."""
 
 from osc_snapphase import engine
+from osc_snapphase import records
 
 BAR_WIDTH = 40
 
@@ -25,7 +26,7 @@ def timeline(track, now=None):
     end = now if now is not None else (segments[-1].end or segments[-1].start)
     total = max(end - segments[0].start, 1e-9)
     lines = ['%s, %s watched:' % (track.label,
-                                  engine.format_duration(total))]
+                                  records.format_duration(total))]
     width = max(len(seg.task_state or 'none') for seg in segments)
     for seg in segments:
         seg_end = seg.end if seg.end is not None else end
@@ -38,7 +39,7 @@ def timeline(track, now=None):
         bar = ' ' * offset + '#' * length
         lines.append('  %-*s  %-12s %8s  |%-*s|' % (
             width, seg.task_state or 'none', seg.phase,
-            engine.format_duration(duration), BAR_WIDTH, bar))
+            records.format_duration(duration), BAR_WIDTH, bar))
     return lines
 
 
@@ -48,7 +49,7 @@ def progress(track, elapsed, target=None):
     text = '%s: %s (%s), %s elapsed' % (
         track.label, task,
         engine.phases.phase_of(track.task_state),
-        engine.format_duration(elapsed))
+        records.format_duration(elapsed))
     if target:
         text += ', waiting for the end of the %s phase' % target
     return text

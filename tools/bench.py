@@ -591,6 +591,7 @@ def schedule_model(capture=10.0, packaging=5.0, upload=600.0):
     """
     from osc_snapphase import conditions
     from osc_snapphase import engine
+    from osc_snapphase import records
     now = [0.0]
     script = [(0.5, 'image_snapshot_pending'), (capture, 'image_snapshot'),
               (capture + packaging, 'image_pending_upload'),
@@ -605,8 +606,8 @@ def schedule_model(capture=10.0, packaging=5.0, upload=600.0):
 
     def fetch(ids):
         calls['fetch'] += 1
-        return {ids[0]: engine.ServerState(ids[0], 'model', 'ACTIVE',
-                                           'active', task_state(), 1)}
+        return {ids[0]: records.ServerState(ids[0], 'model', 'ACTIVE',
+                                            'active', task_state(), 1)}
 
     done = capture + packaging + upload
 
@@ -614,8 +615,8 @@ def schedule_model(capture=10.0, packaging=5.0, upload=600.0):
         @staticmethod
         def get(image_id):
             calls['image_get'] += 1
-            return engine.ImageState(image_id, 'model', 'active'
-                                     if now[0] >= done else 'saving', False)
+            return records.ImageState(image_id, 'model', 'active'
+                                      if now[0] >= done else 'saving', False)
 
         @staticmethod
         def latest(server_id):
@@ -624,7 +625,7 @@ def schedule_model(capture=10.0, packaging=5.0, upload=600.0):
 
     def sleep(seconds):
         now[0] += seconds
-    watch = engine.Watch(fetch, [engine.Track('srv', 'model')],
+    watch = engine.Watch(fetch, [records.Track('srv', 'model')],
                          condition=conditions.parse_until('idle'),
                          images=Images, clock=lambda: now[0], sleep=sleep)
     for _change in watch:
@@ -786,6 +787,7 @@ def bench_load_and_cpu(opts):
 def child_soak(args):
     from osc_snapphase import cloud
     from osc_snapphase import engine
+    from osc_snapphase import records
     from osc_snapphase.simulator import client
     conn = _connect_files(args.clouds_yaml, args.cloud)
     control = client.ControlClient(args.control_url)
@@ -804,8 +806,8 @@ def child_soak(args):
         if watch.polls >= marks[-1]:
             watch.stop(engine.INTERRUPTED, 'soak done')
     watch = engine.Watch(
-        cloud.ServerFetcher(conn.compute), [engine.Track(server.id,
-                                                         server.name)],
+        cloud.ServerFetcher(conn.compute),
+        [records.Track(server.id, server.name)],
         images=cloud.ImageLookup(conn.image), interval=0.2,
         sleep=lambda seconds: None, on_poll=on_poll)
     t0 = time.perf_counter()
@@ -822,12 +824,13 @@ def child_soak(args):
 def child_scale(args):
     from osc_snapphase import cloud
     from osc_snapphase import engine
+    from osc_snapphase import records
     conn = _connect_files(args.clouds_yaml, args.cloud)
     ids = args.server.split(',')
-    tracks = [engine.Track(i) for i in ids]
+    tracks = [records.Track(i) for i in ids]
     fetch = cloud.ServerFetcher(conn.compute)
     if args.raw:
-        fetch = _raw_fetcher(conn.compute, engine)
+        fetch = _raw_fetcher(conn.compute, records)
     fetch(ids)              # warm-up: token, endpoint discovery
     times = []
 
@@ -849,7 +852,7 @@ def child_scale(args):
     return 0
 
 
-def _raw_fetcher(compute, engine):
+def _raw_fetcher(compute, records):
     """A candidate request shape: one GET /servers/detail, read as JSON.
 
     Not the product's: the benchmark compares it with ServerFetcher, which
@@ -863,7 +866,7 @@ def _raw_fetcher(compute, engine):
         for body in response.json()['servers']:
             if body['id'] in wanted:
                 fault = body.get('fault') or {}
-                states[body['id']] = engine.ServerState(
+                states[body['id']] = records.ServerState(
                     body['id'], body.get('name'), body.get('status'),
                     body.get('OS-EXT-STS:vm_state'),
                     body.get('OS-EXT-STS:task_state'),

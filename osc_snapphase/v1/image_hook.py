@@ -24,6 +24,7 @@ from osc_snapphase import cloud
 from osc_snapphase import conditions
 from osc_snapphase import engine
 from osc_snapphase import phases
+from osc_snapphase import records
 from osc_snapphase import report
 from osc_snapphase.v1 import common
 
@@ -50,7 +51,7 @@ class PhaseDurationsColumn(columns.FormattableColumn):
     """Seconds per observed phase: a dict for machines, a line for people."""
 
     def human_readable(self):
-        return ', '.join('%s %s' % (phase, engine.format_duration(seconds))
+        return ', '.join('%s %s' % (phase, records.format_duration(seconds))
                          for phase, seconds in self._value.items())
 
     def machine_readable(self):
@@ -145,7 +146,7 @@ class WaitPhaseHook(hooks.CommandHook):
                 'Image %s of server %s (%s) requested; waiting for the end '
                 'of the %s phase (timeout %s)\n' % (
                     image_id, server.name, server.id, phase,
-                    engine.format_duration(parsed_args.wait_phase_timeout)))
+                    records.format_duration(parsed_args.wait_phase_timeout)))
             app.stderr.flush()
             # The ID is out: a signal held meanwhile may act now.
             trap.raising()
@@ -162,8 +163,8 @@ class WaitPhaseHook(hooks.CommandHook):
     def _wait(self, parsed_args, columns, data, image_id, trap):
         app = self.cmd.app
         phase = parsed_args.wait_phase
-        track = engine.Track(self._server.id, self._server.name,
-                             image_id=image_id)
+        track = records.Track(self._server.id, self._server.name,
+                              image_id=image_id)
         status = common.StatusLine(app.stderr)
 
         def on_poll(watch):
@@ -202,7 +203,7 @@ class WaitPhaseHook(hooks.CommandHook):
             '%s --until idle\n' % (
                 'Interrupted' if kind == engine.INTERRUPTED
                 else 'Terminated',
-                engine.format_duration(elapsed), server.name,
+                records.format_duration(elapsed), server.name,
                 image_id, server.id))
         self.cmd.app.stderr.flush()
         raise SystemExit(engine.EXIT_CODES[kind])
@@ -216,13 +217,13 @@ class WaitPhaseHook(hooks.CommandHook):
                 if unchanged >= 0.5 * outcome.elapsed:
                     stuck = (' It may be stuck: task state %s has not changed '
                              'for %s.' % (track.task_state,
-                                          engine.format_duration(unchanged)))
+                                          records.format_duration(unchanged)))
             return (
                 'Timed out after %s waiting for server %s. The image creation '
                 'goes on in the cloud: image %s, server in task state %s '
                 '(%s).%s To keep following it: openstack server task-state '
                 'watch %s --until idle' % (
-                    engine.format_duration(outcome.elapsed), track.label,
+                    records.format_duration(outcome.elapsed), track.label,
                     image_id, track.task_state or 'none',
                     phases.phase_of(track.task_state), stuck,
                     track.server_id))

@@ -26,6 +26,7 @@ from osc_snapphase import cloud
 from osc_snapphase import conditions
 from osc_snapphase import engine
 from osc_snapphase import phases
+from osc_snapphase import records
 from osc_snapphase import report
 from osc_snapphase.v1 import common
 
@@ -206,7 +207,7 @@ class WatchTaskState(command.Lister):
                     'Server %s (%s) is given more than once (as %r and %r)'
                     % (server.name, server.id, seen[server.id], name_or_id))
             seen[server.id] = name_or_id
-            tracks.append(engine.Track(server.id, server.name))
+            tracks.append(records.Track(server.id, server.name))
         fetcher = cloud.ServerFetcher(compute)
         images = cloud.ImageLookup(self.app.client_manager.image)
         self.watch = engine.Watch(
@@ -244,7 +245,7 @@ class WatchTaskState(command.Lister):
             kind = common.interruption(exc)
             self.watch.stop(kind, '%s after %s' % (
                 'Interrupted' if kind == engine.INTERRUPTED else
-                'Terminated', engine.format_duration(self.watch.elapsed())))
+                'Terminated', records.format_duration(self.watch.elapsed())))
         except cloud.NoTaskStates as exc:
             raise exceptions.CommandError(str(exc))
         except engine.TransientError as exc:

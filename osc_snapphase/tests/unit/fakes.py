@@ -24,7 +24,7 @@ from openstack.image.v2 import _proxy as image_proxy
 from openstack.image.v2 import image as image_v2
 from osc_lib.test import base
 
-from osc_snapphase import engine
+from osc_snapphase import records
 
 EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -76,9 +76,9 @@ def _at(timeline, now):
 
 def server_state(server_id, task_state=None, vm_state='active',
                  status='ACTIVE', power_state=1, name=None, fault=None):
-    return engine.ServerState(server_id, name or 'vm-' + server_id[:6],
-                              status, vm_state, task_state, power_state,
-                              fault)
+    return records.ServerState(server_id, name or 'vm-' + server_id[:6],
+                               status, vm_state, task_state, power_state,
+                               fault)
 
 
 class ScriptedFetch:
@@ -138,8 +138,8 @@ class FakeImages:
 
 
 def image_state(image_id, status, volume_backed=False):
-    return engine.ImageState(image_id, 'snap-' + image_id[:6], status,
-                             volume_backed)
+    return records.ImageState(image_id, 'snap-' + image_id[:6], status,
+                              volume_backed)
 
 
 def create_one_server(attrs=None):

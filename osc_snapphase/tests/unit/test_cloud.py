@@ -24,6 +24,7 @@ import testtools
 
 from osc_snapphase import cloud
 from osc_snapphase import engine
+from osc_snapphase import records
 from osc_snapphase.tests.unit import fakes
 
 
@@ -51,7 +52,7 @@ class TestServerFetcher(testtools.TestCase):
         self.compute_client.get_server.assert_called_once_with(server.id)
         self.compute_client.servers.assert_not_called()
         self.assertEqual(
-            {server.id: engine.ServerState(
+            {server.id: records.ServerState(
                 server.id, server.name, 'ACTIVE', 'active',
                 'image_snapshot', 1, None)}, states)
 
@@ -191,7 +192,7 @@ class TestImageLookup(testtools.TestCase):
         image = fakes.create_one_image({'status': 'saving'})
         self.image_client.get_image.return_value = image
         self.assertEqual(
-            engine.ImageState(image.id, image.name, 'saving', False),
+            records.ImageState(image.id, image.name, 'saving', False),
             self.images.get(image.id))
         self.image_client.get_image.assert_called_once_with(image.id)
 
@@ -220,7 +221,7 @@ class TestImageLookup(testtools.TestCase):
             {'id': image_id, 'name': 'snap', 'status': 'queued',
              'block_device_mapping': '[]'}]})
         self.assertEqual(
-            engine.ImageState(image_id, 'snap', 'queued', True),
+            records.ImageState(image_id, 'snap', 'queued', True),
             self.images.latest('srv'))
         self.image_client.get.assert_called_once_with(
             '/images', params={'instance_uuid': 'srv',

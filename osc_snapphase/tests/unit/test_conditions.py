@@ -16,7 +16,7 @@
 import testtools
 
 from osc_snapphase import conditions
-from osc_snapphase import engine
+from osc_snapphase import records
 from osc_snapphase.tests.unit import fakes
 
 
@@ -24,7 +24,7 @@ def make_track(task_state=None, vm_state='active', status='ACTIVE',
                exists=True, op_active=False, op_max_step=None,
                op_succeeded=False, op_shelve=False, volume_backed=False):
     server_id = fakes.new_id()
-    track = engine.Track(server_id, 'vm1')
+    track = records.Track(server_id, 'vm1')
     track.state = fakes.server_state(server_id, task_state, vm_state,
                                      status)
     track.exists = exists

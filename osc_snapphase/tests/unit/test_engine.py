@@ -17,6 +17,7 @@ import testtools
 
 from osc_snapphase import conditions
 from osc_snapphase import engine
+from osc_snapphase import records
 from osc_snapphase.tests.unit import fakes
 
 
@@ -47,7 +48,7 @@ class EngineTestCase(testtools.TestCase):
                 {self.server_id: self.image_id})
         self.images = images
         if tracks is None:
-            tracks = [engine.Track(sid) for sid in timelines]
+            tracks = [records.Track(sid) for sid in timelines]
         if until is not None:
             condition = conditions.parse_until(until)
         kwargs.setdefault('timeout', 600)
@@ -135,7 +136,7 @@ class TestWatchSnapshot(EngineTestCase):
     def test_watch_backup_phase_over(self):
         timeline = [(0, self.state('image_backup')),
                     (3, self.state('image_uploading'))]
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
             timeline, images=[(0, self.image('saving'))], tracks=[track],
             condition=conditions.phase_over('snapshot'), interval=1)
@@ -160,7 +161,7 @@ class TestWatchShortPhases(EngineTestCase):
         # The operation finished before the first poll.
         for phase in conditions.WAIT_PHASES:
             self.clock = fakes.FakeClock()
-            track = engine.Track(self.server_id, image_id=self.image_id)
+            track = records.Track(self.server_id, image_id=self.image_id)
             watch = self.make_watch(
                 [(0, self.state())], images=[(0, self.image('active'))],
                 tracks=[track], condition=conditions.phase_over(phase))
@@ -170,7 +171,7 @@ class TestWatchShortPhases(EngineTestCase):
             self.assertEqual(1, len(self.fetch.calls))
 
     def test_watch_phase_snapshot_then_null_hook_track(self):
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
             [(0, self.state('image_snapshot')), (0.5, self.state())],
             images=[(0, self.image('queued')), (0.5, self.image('active'))],
@@ -183,7 +184,7 @@ class TestWatchShortPhases(EngineTestCase):
     def test_watch_phase_volume_backed(self):
         images = [(0, self.image('queued', volume_backed=True)),
                   (3, self.image('active', volume_backed=True))]
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
             [(0, self.state())], images=images, tracks=[track],
             condition=conditions.phase_over('snapshot'), interval=1)
@@ -193,7 +194,7 @@ class TestWatchShortPhases(EngineTestCase):
         self.assertTrue(watch.tracks[0].volume_backed)
 
         self.clock = fakes.FakeClock()
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
             [(0, self.state())], images=images, tracks=[track],
             condition=conditions.phase_over('upload'), interval=1)
@@ -203,7 +204,7 @@ class TestWatchShortPhases(EngineTestCase):
 
     def test_watch_phase_hook_track_waits_for_image(self):
         # Task state null, image still saving: settling, not done.
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
             [(0, self.state())],
             images=[(0, self.image('saving')), (2, self.image('active'))],
@@ -214,7 +215,7 @@ class TestWatchShortPhases(EngineTestCase):
         self.assertEqual(2.0, watch.outcome.elapsed)
 
     def test_watch_phase_image_never_active(self):
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
             [(0, self.state())], images=[(0, self.image('saving'))],
             tracks=[track], condition=conditions.phase_over('upload'),
@@ -520,7 +521,7 @@ class TestWatchSchedule(EngineTestCase):
                          self.clock.sleeps[:-1])
 
     def test_watch_interval_pending_operation(self):
-        track = engine.Track(self.server_id, image_id=self.image_id)
+        track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch([(0, self.state())],
                                 images=[(0, self.image('queued'))],
                                 tracks=[track], timeout=1)
@@ -582,8 +583,8 @@ class TestWatchControl(EngineTestCase):
         cases = ((0.44, '0.4s'), (12.34, '12.3s'), (245, '4m05s'),
                  (3725, '1h02m'))
         for seconds, text in cases:
-            self.assertEqual(text, engine.format_duration(seconds))
+            self.assertEqual(text, records.format_duration(seconds))
 
     def test_track_label(self):
-        self.assertEqual('abc', engine.Track('abc').label)
-        self.assertEqual('vm1 (abc)', engine.Track('abc', 'vm1').label)
+        self.assertEqual('abc', records.Track('abc').label)
+        self.assertEqual('vm1 (abc)', records.Track('abc', 'vm1').label)

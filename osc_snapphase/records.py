@@ -1,0 +1,96 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""What the polling engine sees and reports: server and image states, the
+rows of observed changes, and the Track of each watched server."""
+
+import collections
+
+from osc_snapphase import phases
+
+ServerState = collections.namedtuple(
+    'ServerState',
+    ['id', 'name', 'status', 'vm_state', 'task_state', 'power_state',
+     'fault'])
+ServerState.__new__.__defaults__ = (None,)
+
+ImageState = collections.namedtuple(
+    'ImageState', ['id', 'name', 'status', 'volume_backed'])
+
+Change = collections.namedtuple(
+    'Change',
+    ['time', 'server_id', 'server_name', 'status', 'vm_state', 'task_state',
+     'power_state', 'phase', 'previous_duration'])
+
+Segment = collections.namedtuple('Segment', ['task_state', 'phase', 'start',
+                                             'end'])
+
+
+def format_duration(seconds):
+    """Human form of a duration: 0.4s, 12.3s, 4m05s, 1h02m."""
+    if seconds < 60:
+        return '%.1fs' % seconds
+    seconds = int(round(seconds))
+    if seconds < 3600:
+        return '%dm%02ds' % divmod(seconds, 60)
+    return '%dh%02dm' % (seconds // 3600, seconds % 3600 // 60)
+
+
+class Track:
+    """What the engine knows of one watched server."""
+
+    def __init__(self, server_id, name=None, image_id=None):
+        self.server_id = server_id
+        self.name = name or server_id
+        self.state = None
+        self.exists = True
+        self.since = None        # when the current state was first seen
+        self.task_since = None   # when the current task state was first seen
+        self.segments = []
+        # The image-producing operation, if one is in progress or expected.
+        self.image_id = image_id
+        self.image_status = None
+        self.op_active = image_id is not None
+        self.op_max_step = None
+        self.op_shelve = False
+        self.op_succeeded = False
+        self.volume_backed = False
+        self.settle_since = None
+        self.image_checked = None
+        self.image_gone_at = None
+
+    @property
+    def label(self):
+        if self.name and self.name != self.server_id:
+            return '%s (%s)' % (self.name, self.server_id)
+        return self.server_id
+
+    @property
+    def task_state(self):
+        return self.state.task_state if self.state else None
+
+    def op_passed(self, target):
+        """Whether the operation went past the target TaskState."""
+        if (target.operation == phases.SHELVE) != self.op_shelve:
+            return False
+        if self.op_succeeded:
+            return True
+        return (self.op_active and self.op_max_step is not None
+                and self.op_max_step > target.step)
+
+    def phase_durations(self, now=None):
+        """Seconds spent in each phase, as observed (open segment: now)."""
+        totals = collections.OrderedDict()
+        for seg in self.segments:
+            end = seg.end if seg.end is not None else (now or seg.start)
+            totals[seg.phase] = totals.get(seg.phase, 0.0) + end - seg.start
+        return totals
