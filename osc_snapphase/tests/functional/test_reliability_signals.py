@@ -254,8 +254,11 @@ class TestWaitPhaseSignals(SignalCase):
     def _printing(self, signum):
         """The phase is over; the final image lookup is slowed down."""
         proc = self.create(phase='snapshot')
-        self.control.wait_task_state(self.server['id'],
-                                     'image_pending_upload', 30)
+        # Slow the image lookups down from the disk capture on: the wait
+        # looks at the image at its first poll, then not before the phase
+        # is over (its final lookup for the output). Added later, the
+        # fault could come after that lookup on a fast run.
+        self.control.wait_task_state(self.server['id'], 'image_snapshot', 30)
         self.control.add_http_fault('delay', None, seconds=3,
                                     endpoint='image', method='GET',
                                     path=IMAGE_PATH)
