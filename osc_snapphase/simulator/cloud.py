@@ -76,6 +76,22 @@ def new_id():
     return str(uuid.uuid4())
 
 
+def take_rule(rules, matches):
+    """Return the first rule with count left that matches, consuming one.
+
+    A rule's ``count`` is how many more times it fires (None: always);
+    ``fired`` counts how often it did.
+    """
+    for rule in rules:
+        if rule.get('count') == 0 or not matches(rule):
+            continue
+        if rule.get('count') is not None:
+            rule['count'] -= 1
+        rule['fired'] = rule.get('fired', 0) + 1
+        return rule
+    return None
+
+
 def server_status(server):
     """Return the API status of a server from its vm_state and task_state."""
     vm_state = server['vm_state']

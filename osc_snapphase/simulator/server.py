@@ -19,6 +19,7 @@ import socket
 import struct
 import time
 
+from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import control
 from osc_snapphase.simulator import glance
 from osc_snapphase.simulator import keystone
@@ -51,20 +52,12 @@ def service_of(path):
 
 def take_http_fault(cloud, method, path, service):
     """Return the first matching HTTP fault rule, consuming one count."""
-    for rule in cloud.http_faults:
-        if rule.get('count') == 0:
-            continue
-        if rule.get('endpoint') and rule['endpoint'] != service:
-            continue
-        if rule.get('method') and rule['method'].upper() != method:
-            continue
-        if rule.get('path') and not re.search(rule['path'], path):
-            continue
-        if rule.get('count') is not None:
-            rule['count'] -= 1
-        rule['fired'] = rule.get('fired', 0) + 1
-        return rule
-    return None
+    def matches(rule):
+        return ((not rule.get('endpoint') or rule['endpoint'] == service)
+                and (not rule.get('method')
+                     or rule['method'].upper() == method)
+                and (not rule.get('path') or re.search(rule['path'], path)))
+    return cloud_mod.take_rule(cloud.http_faults, matches)
 
 
 def _default_fault_body(service, code):

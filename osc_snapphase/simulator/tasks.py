@@ -246,18 +246,12 @@ def _volume_done(cloud, image_id):
 
 
 def _take_fault(cloud, op, server):
-    for rule in cloud.op_faults:
-        if rule['phase'] != op.phase or rule.get('count') == 0:
-            continue
-        if rule.get('operation', 'any') not in ('any', op.kind):
-            continue
-        if rule.get('server') not in (None, server['id'], server['name']):
-            continue
-        if rule.get('count') is not None:
-            rule['count'] -= 1
-        rule['fired'] = rule.get('fired', 0) + 1
-        return rule
-    return None
+    def matches(rule):
+        return (rule['phase'] == op.phase
+                and rule.get('operation', 'any') in ('any', op.kind)
+                and rule.get('server') in (None, server['id'],
+                                           server['name']))
+    return cloud_mod.take_rule(cloud.op_faults, matches)
 
 
 def _enter(cloud, op):
