@@ -249,6 +249,19 @@ def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
             sleep(max(transient.retry_after or 0, 0.5 * 2 ** (attempt - 1)))
 
 
+def make_watch(compute, image, tracks, **options):
+    """An engine.Watch over these proxies, each request bounded.
+
+    ``options`` are those of :class:`~osc_snapphase.engine.Watch`; the
+    server and image lookups get the watch's time left as their limit.
+    """
+    fetcher = ServerFetcher(compute)
+    images = ImageLookup(image)
+    result = engine.Watch(fetcher, tracks, images=images, **options)
+    fetcher.time_left = images.time_left = result.time_left
+    return result
+
+
 def watch(connection, servers, until=None, timeout=None,
           stall_timeout=None, interval=None, notify=None):
     """Watch servers of an openstacksdk Connection; a Python API.
@@ -272,12 +285,7 @@ def watch(connection, servers, until=None, timeout=None,
     for name_or_id in servers:
         server = find_server(connection.compute, name_or_id, notify=notify)
         tracks.append(records.Track(server.id, server.name))
-    fetcher = ServerFetcher(connection.compute)
-    images = ImageLookup(connection.image)
-    result = engine.Watch(
-        fetcher, tracks,
-        condition=conditions.parse_until(until),
-        images=images, timeout=timeout,
+    return make_watch(
+        connection.compute, connection.image, tracks,
+        condition=conditions.parse_until(until), timeout=timeout,
         stall_timeout=stall_timeout, interval=interval, notify=notify)
-    fetcher.time_left = images.time_left = result.time_left
-    return result

@@ -170,17 +170,13 @@ class WaitPhaseHook(hooks.CommandHook):
         def on_poll(watch):
             trap.check()
             status.show(report.progress(track, watch.elapsed(), phase))
-        fetcher = cloud.ServerFetcher(app.client_manager.compute)
-        images = cloud.ImageLookup(app.client_manager.image)
-        watch = self._watch = engine.Watch(
-            fetcher, [track],
+        watch = self._watch = cloud.make_watch(
+            app.client_manager.compute, app.client_manager.image, [track],
             condition=conditions.phase_over(phase),
-            images=images,
             timeout=parsed_args.wait_phase_timeout,
             clock=self.clock, sleep=self.sleep,
             notify=lambda message: app.stderr.write(message + '\n'),
             on_poll=on_poll)
-        fetcher.time_left = images.time_left = watch.time_left
         try:
             for _change in watch:
                 pass

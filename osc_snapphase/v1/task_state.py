@@ -208,19 +208,15 @@ class WatchTaskState(command.Lister):
                     % (server.name, server.id, seen[server.id], name_or_id))
             seen[server.id] = name_or_id
             tracks.append(records.Track(server.id, server.name))
-        fetcher = cloud.ServerFetcher(compute)
-        images = cloud.ImageLookup(self.app.client_manager.image)
-        self.watch = engine.Watch(
-            fetcher, tracks,
+        self.watch = cloud.make_watch(
+            compute, self.app.client_manager.image, tracks,
             condition=parsed_args.until,
-            images=images,
             timeout=parsed_args.timeout,
             stall_timeout=parsed_args.stall_timeout,
             interval=parsed_args.interval,
             clock=self.clock, sleep=self.sleep,
             notify=self._notify,
             on_poll=self._check_output)
-        fetcher.time_left = images.time_left = self.watch.time_left
         return WATCH_COLUMNS, self._rows()
 
     def _check_output(self, watch):
