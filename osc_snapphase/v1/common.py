@@ -20,7 +20,6 @@ import os
 import select
 import signal
 import sys
-import time
 
 from osc_lib import exceptions
 
@@ -81,12 +80,6 @@ def usage_error(prog, message):
     """Report a usage error as argparse does: one line, exit status 2."""
     sys.stderr.write('%s: error: %s\n' % (prog, message))
     raise SystemExit(2)
-
-
-def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
-    """Resolve a server by name or ID, retrying transient faults."""
-    return cloud.find_server(compute, name_or_id, notify=notify,
-                             sleep=sleep)
 
 
 def current_state(server):
@@ -169,19 +162,18 @@ class SignalTrap:
         if self.received is not None and not self.deferring:
             raise _exception(self.received)
 
-    @property
-    def kind(self):
-        if self.received is None:
-            return None
-        if self.received == signal.SIGTERM:
-            return engine.TERMINATED
-        return engine.INTERRUPTED
-
 
 def _exception(signum):
     if signum == signal.SIGTERM:
         return Terminated()
     return KeyboardInterrupt()
+
+
+# How a message names the end of a run by a signal.
+STOPPED_BY = {
+    engine.INTERRUPTED: 'Interrupted',
+    engine.TERMINATED: 'Terminated',
+}
 
 
 def interruption(exc):

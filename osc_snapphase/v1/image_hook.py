@@ -99,7 +99,7 @@ class WaitPhaseHook(hooks.CommandHook):
         compute = self.cmd.app.client_manager.compute
         try:
             with common.SignalTrap():
-                server = common.find_server(
+                server = cloud.find_server(
                     compute, parsed_args.server,
                     notify=lambda m: self.cmd.app.stderr.write(m + '\n'))
                 state = common.current_state(server)
@@ -107,8 +107,7 @@ class WaitPhaseHook(hooks.CommandHook):
             kind = common.interruption(exc)
             self.cmd.app.stderr.write(
                 '%s while looking up server %s; no image was requested\n'
-                % ('Interrupted' if kind == engine.INTERRUPTED
-                   else 'Terminated', parsed_args.server))
+                % (common.STOPPED_BY[kind], parsed_args.server))
             raise SystemExit(engine.EXIT_CODES[kind])
         if state.task_state is not None:
             entry = phases.describe(state.task_state)
@@ -197,8 +196,7 @@ class WaitPhaseHook(hooks.CommandHook):
             '%s after %s: the image creation of %s goes on in the cloud '
             '(image %s). To follow it: openstack server task-state watch '
             '%s --until idle\n' % (
-                'Interrupted' if kind == engine.INTERRUPTED
-                else 'Terminated',
+                common.STOPPED_BY[kind],
                 records.format_duration(elapsed), server.name,
                 image_id, server.id))
         self.cmd.app.stderr.flush()

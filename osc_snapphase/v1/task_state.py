@@ -87,7 +87,7 @@ class ShowTaskState(command.ShowOne):
 
     def take_action(self, parsed_args):
         compute = self.app.client_manager.compute
-        server = common.find_server(compute, parsed_args.server)
+        server = cloud.find_server(compute, parsed_args.server)
         state = common.current_state(server)
         entry = phases.describe(state.task_state)
         data = (
@@ -200,8 +200,8 @@ class WatchTaskState(command.Lister):
         tracks = []
         seen = {}
         for name_or_id in parsed_args.servers:
-            server = common.find_server(compute, name_or_id,
-                                        notify=self._notify)
+            server = cloud.find_server(compute, name_or_id,
+                                       notify=self._notify)
             if server.id in seen:
                 raise exceptions.CommandError(
                     'Server %s (%s) is given more than once (as %r and %r)'
@@ -240,8 +240,8 @@ class WatchTaskState(command.Lister):
         except (KeyboardInterrupt, common.Terminated) as exc:
             kind = common.interruption(exc)
             self.watch.stop(kind, '%s after %s' % (
-                'Interrupted' if kind == engine.INTERRUPTED else
-                'Terminated', records.format_duration(self.watch.elapsed())))
+                common.STOPPED_BY[kind],
+                records.format_duration(self.watch.elapsed())))
         except cloud.NoTaskStates as exc:
             raise exceptions.CommandError(str(exc))
         except engine.TransientError as exc:
@@ -311,8 +311,7 @@ class WatchTaskState(command.Lister):
             kind = common.interruption(exc)
             if self.watch is None or self.watch.outcome is None:
                 self.app.stderr.write('%s before the watch began\n' % (
-                    'Interrupted' if kind == engine.INTERRUPTED
-                    else 'Terminated'))
+                    common.STOPPED_BY[kind]))
                 self.app.stderr.flush()
             return engine.EXIT_CODES[kind]
         return self._finish()
