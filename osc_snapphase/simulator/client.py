@@ -119,6 +119,33 @@ class ControlClient:
             query += '&id=%s' % resource_id
         return self._call('GET', '/log' + query)['log']
 
+    def hold(self, step, server=None):
+        """Hold the operations (of server: id or name) reaching step."""
+        return self._call('POST', '/hold', {'step': step, 'server': server})
+
+    def release(self, step=None, server=None):
+        """Release held steps (omit both: all); return how many resumed."""
+        return self._call('POST', '/release',
+                          {'step': step, 'server': server})['released']
+
+    def wait_held(self, step, server=None, timeout=30):
+        """Poll until an operation (of server) is held at step."""
+        def held(state):
+            return any(h['step'] == step and server in (
+                None, h['server_id'], self._name(state, h['server_id']))
+                for h in state['held'])
+        return self.wait_for(held, timeout)
+
+    @staticmethod
+    def _name(state, server_id):
+        return next((s['name'] for s in state['servers']
+                     if s['id'] == server_id), None)
+
+    def captures(self, server_id=None):
+        """The disk copies recorded so far (of one server)."""
+        query = '?server_id=%s' % server_id if server_id else ''
+        return self._call('GET', '/captures' + query)['captures']
+
     def requests(self):
         return self._call('GET', '/requests')
 

@@ -20,18 +20,40 @@ import uuid
 
 from osc_snapphase.simulator import scheduler
 
+# Seconds (bounce: milliseconds) of each simulated step.
 DEFAULT_DURATIONS = {
     'build': 0.3,
     'delete': 0.2,
     'power': 0.2,
+    # image_snapshot_pending, until compute picks up the cast.
     'pending': 0.2,
+    # image_snapshot (xenserver: the disk copy itself; libvirt: prep,
+    # with the managedSave of a cold snapshot at its end).
     'snapshot': 2.0,
+    # image_backup, as 'snapshot' for a createBackup.
     'backup': 2.0,
+    # image_pending_upload when it is not the copy (xenserver: the VHD
+    # coalesce after the copy; libvirt and vmware: see 'copy').
     'pending_upload': 1.0,
+    # The disk copy of libvirt file/lvm/rbd-fallback and vmware, during
+    # the (second) image_pending_upload.
+    'copy': 1.0,
+    # Milliseconds of each short libvirt step: the first
+    # image_pending_upload and the image_uploading bounce.
+    'bounce': 5.0,
+    # libvirt-rbd: from image_uploading to the rbd snapshot (point in
+    # time), then the clone + flatten (the copy) until the image is active.
+    'rbd_snapshot': 0.2,
+    'flatten': 2.0,
+    # image_uploading with a 'saving' image: the upload to Glance.
     'uploading': 10.0,
+    # A Cinder snapshot of a volume-backed server stays 'creating'.
     'volume_snapshot': 0.5,
     'deleted_retention': 300.0,
 }
+# Steps an operation can be held at (see Cloud.checkpoint).
+HOLD_STEPS = ('pending', 'snapshot', 'backup', 'pending_upload', 'copy',
+              'uploading', 'volume_snapshot')
 REGION = 'RegionOne'
 DOMAIN = {'id': 'default', 'name': 'Default'}
 
@@ -146,6 +168,9 @@ class Cloud:
         self.ops = {}
         self.op_faults = []
         self.http_faults = []
+        self.hold_rules = []
+        self.held = []
+        self.captures = []
         self.log = []
         self.requests = []
         self.started = time.time()
@@ -158,7 +183,78 @@ class Cloud:
         return 'http://%s:%d' % (host, self.port)
 
     def duration(self, name):
-        return max(0.0, float(self.durations.get(name, 0.0)))
+        value = max(0.0, float(self.durations.get(name, 0.0)))
+        return value / 1000.0 if name == 'bounce' else value
+
+    def hold(self, step, server=None):
+        """Hold every operation (of server: id or name) reaching step.
+
+        The rule stays until released and fires once per operation.
+        """
+        if step not in HOLD_STEPS:
+            raise ValueError('step must be one of %s' % (HOLD_STEPS,))
+        rule = {'step': step, 'server': server, 'seen': set()}
+        self.hold_rules.append(rule)
+        return rule
+
+    def checkpoint(self, server, step, proceed, key=None):
+        """Call proceed() now, or on release if a hold rule matches.
+
+        key names the operation (a hold fires once per key); without a
+        key every call can be held.
+        """
+        for rule in self.hold_rules:
+            if rule['step'] == step and rule['server'] in (
+                    None, server['id'], server['name']) and (
+                    key is None or key not in rule['seen']):
+                if key is not None:
+                    rule['seen'].add(key)
+                self.held.append({'server_id': server['id'],
+                                  'server_name': server['name'],
+                                  'step': step, 'since': time.time(),
+                                  'proceed': proceed})
+                return
+        proceed()
+
+    def release(self, step=None, server=None):
+        """Drop the matching hold rules and resume their waiters.
+
+        Omit both to release everything; return how many resumed.
+        """
+        def matches(step_, names):
+            return step in (None, step_) and (
+                server is None or server in names)
+        # A rule for any server (None) goes too when one server is.
+        self.hold_rules[:] = [r for r in self.hold_rules if not (
+            matches(r['step'], (r['server'],)) or
+            (step in (None, r['step']) and r['server'] is None))]
+        waiting = [w for w in self.held if matches(
+            w['step'], (w['server_id'], w['server_name']))]
+        for waiter in waiting:
+            self.held.remove(waiter)
+        for waiter in waiting:
+            waiter['proceed']()
+        return len(waiting)
+
+    def held_view(self):
+        return [{'server_id': w['server_id'], 'step': w['step'],
+                 'since': w['since']} for w in self.held]
+
+    def record_capture(self, server_id, image_id, driver, started,
+                       point_in_time=None, ended=None, task_state=None,
+                       **extra):
+        """Record one disk copy; return the entry (set 'ended' later).
+
+        Times are time.time() values: started (copy begins),
+        point_in_time (its content is fixed) and ended (the disk may be
+        written again).
+        """
+        entry = dict(extra, server_id=server_id, image_id=image_id,
+                     driver=driver, started=started,
+                     point_in_time=point_in_time, ended=ended,
+                     task_state=task_state)
+        self.captures.append(entry)
+        return entry
 
     def later(self, name_or_delay, func, *args):
         """Run func(*args) under the lock after a named duration."""

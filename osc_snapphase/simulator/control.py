@@ -70,6 +70,9 @@ def state(server, req):
                         'kind': op.kind, 'phase': op.phase}
                        for op in cloud.ops.values() if not op.done],
         'operation_faults': cloud.op_faults,
+        'held': cloud.held_view(),
+        'holds': [{'step': r['step'], 'server': r['server']}
+                  for r in cloud.hold_rules],
         'http_faults': cloud.http_faults,
         'refusing': time.monotonic() < server.refuse_until,
         'projects': cloud.projects,
@@ -232,6 +235,24 @@ def get_log(server, req):
                     if e['seq'] > since and (rid is None or e['id'] == rid)]}
 
 
+def hold(server, req):
+    data = req.json() or {}
+    rule = server.cloud.hold(data.get('step'), data.get('server'))
+    return {'hold': {'step': rule['step'], 'server': rule['server']}}
+
+
+def release(server, req):
+    data = req.json() or {}
+    count = server.cloud.release(data.get('step'), data.get('server'))
+    return {'released': count, 'held': server.cloud.held_view()}
+
+
+def get_captures(server, req):
+    sid = req.arg('server_id')
+    return {'captures': [dict(c) for c in server.cloud.captures
+                         if sid is None or c['server_id'] == sid]}
+
+
 def get_requests(server, req):
     counts = {}
     for entry in server.cloud.requests:
@@ -263,6 +284,9 @@ ROUTES = (
     ('DELETE', r'/_sim/faults', clear_faults),
     ('POST', r'/_sim/tokens/revoke', revoke_tokens),
     ('GET', r'/_sim/log', get_log),
+    ('POST', r'/_sim/hold', hold),
+    ('POST', r'/_sim/release', release),
+    ('GET', r'/_sim/captures', get_captures),
     ('GET', r'/_sim/requests', get_requests),
     ('POST', r'/_sim/requests/reset', reset_requests),
     ('GET', r'/_sim/secrets', secrets),

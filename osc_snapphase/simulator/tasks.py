@@ -262,7 +262,14 @@ def _enter(cloud, op):
     image = cloud.images.get(op.image_id)
     if phase == 'uploading' and image is not None:
         cloud.set_image_status(image, 'saving')
-    delay = cloud.duration(phase)
+    cloud.checkpoint(server, phase, lambda: _run(cloud, op), key=id(op))
+
+
+def _run(cloud, op):
+    if op.done:
+        return
+    server = cloud.servers[op.server_id]
+    delay = cloud.duration(op.phase)
     rule = _take_fault(cloud, op, server)
     if rule is not None:
         op.timer = cloud.later(delay * float(rule.get('at', 0.5)), _fault,
