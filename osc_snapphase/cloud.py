@@ -18,14 +18,17 @@ already authenticates into them, and sorts SDK errors into the transient
 ones that a watch survives and the others that end it.
 """
 
+import json
 import logging
 import time
+import types
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 
 from osc_snapphase import conditions
 from osc_snapphase import engine
+from osc_snapphase import phases
 from osc_snapphase import records
 
 LOG = logging.getLogger(__name__)
@@ -184,18 +187,51 @@ class ServerFetcher(_Bounded):
             return None
 
 
+def snapshot_ids(properties):
+    """Cinder snapshot IDs in an image's ``block_device_mapping``, or None.
+
+    Nova stores the mapping as a JSON string in Glance (a list when an SDK
+    resource already decoded it); None when the image has none, i.e. it is
+    not the image of a volume-backed server.
+    """
+    mapping = (properties or {}).get('block_device_mapping')
+    if mapping is None:
+        return None
+    if isinstance(mapping, str):
+        try:
+            mapping = json.loads(mapping)
+        except ValueError:
+            return ()
+    if not isinstance(mapping, list):
+        return ()
+    return tuple(bdm['snapshot_id'] for bdm in mapping
+                 if isinstance(bdm, dict) and bdm.get('snapshot_id'))
+
+
+def image_state(body):
+    """ImageState from a Glance v2 image (a dict or an SDK Image)."""
+    if isinstance(body, dict):
+        properties = body
+        get = body.get
+    else:
+        properties = dict(body.properties or {})
+        properties.update({k: getattr(body, k, None)
+                           for k in ('block_device_mapping',
+                                     'instance_uuid')
+                           if getattr(body, k, None) is not None})
+
+        def get(key):
+            return getattr(body, key, None)
+    return records.ImageState(
+        get('id'), get('name'), get('status'), snapshot_ids(properties),
+        properties.get('instance_uuid'))
+
+
 class ImageLookup(_Bounded):
     """``get`` and ``latest`` image lookups for the engine (Glance v2)."""
 
     def __init__(self, image):
         self._image = image
-
-    @staticmethod
-    def _state(image):
-        properties = image.properties or {}
-        return records.ImageState(
-            image.id, image.name, image.status,
-            'block_device_mapping' in properties)
 
     def get(self, image_id):
         try:
@@ -203,7 +239,7 @@ class ImageLookup(_Bounded):
                                   image_id)
         except sdk_exceptions.ResourceNotFound:
             return None
-        return self._state(image)
+        return image_state(image)
 
     def latest(self, server_id):
         # The SDK's Image query mapping drops unknown filters such as
@@ -221,10 +257,77 @@ class ImageLookup(_Bounded):
         images = self._bounded(self._image, newest)
         if not images:
             return None
-        body = images[0]
-        return records.ImageState(
-            body.get('id'), body.get('name'), body.get('status'),
-            'block_device_mapping' in body)
+        return image_state(images[0])
+
+
+def _snapshot_state(snapshot):
+    return records.SnapshotState(snapshot.id, snapshot.volume_id,
+                                 snapshot.status, snapshot.created_at)
+
+
+class SnapshotLookup(_Bounded):
+    """Cinder snapshot lookups for volume-backed servers (block storage).
+
+    :param block_storage: the openstacksdk block-storage proxy
+        (``client_manager.volume`` in OpenStackClient), or a function that
+        returns it, called when a snapshot is first read
+    """
+
+    def __init__(self, block_storage):
+        self._source = block_storage
+        self._proxy = None
+
+    @property
+    def _volume(self):
+        if self._proxy is None:
+            self._proxy = resolve(self._source)
+        return self._proxy
+
+    def get(self, snapshot_id):
+        try:
+            snapshot = self._bounded(self._volume, self._volume.get_snapshot,
+                                     snapshot_id)
+        except sdk_exceptions.ResourceNotFound:
+            return None
+        return _snapshot_state(snapshot)
+
+    def of_volumes(self, volume_ids):
+        """The snapshots of these volumes, newest first."""
+        def listing():
+            found = []
+            for volume_id in volume_ids:
+                found.extend(self._volume.snapshots(details=True,
+                                                    volume_id=volume_id))
+            return found
+        found = [_snapshot_state(s)
+                 for s in self._bounded(self._volume, listing)]
+        return sorted(found, key=lambda s: s.created_at or '', reverse=True)
+
+    def creating(self, volume_ids):
+        return [s for s in self.of_volumes(volume_ids)
+                if s.status == phases.SNAPSHOT_CREATING]
+
+
+def resolve(proxy):
+    """A proxy, or the result of the function that makes it."""
+    if isinstance(proxy, types.FunctionType):
+        return proxy()
+    return proxy
+
+
+def volume_ids(server):
+    """IDs of the volumes of a volume-backed server; () if image-backed.
+
+    Nova shows ``image`` as an empty string for a server booted from a
+    volume; ``attached_volumes`` lists its volumes.
+    """
+    image = server.image
+    image = (image.get('id') if isinstance(image, dict)
+             else getattr(image, 'id', image))
+    if image:
+        return ()
+    return tuple(v['id'] for v in (server.attached_volumes or [])
+                 if isinstance(v, dict) and v.get('id'))
 
 
 RESOLVE_ATTEMPTS = 5
@@ -249,21 +352,42 @@ def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
             sleep(max(transient.retry_after or 0, 0.5 * 2 ** (attempt - 1)))
 
 
-def make_watch(compute, image, tracks, **options):
+def make_watch(compute, image, tracks, block_storage=None, **options):
     """An engine.Watch over these proxies, each request bounded.
 
     ``options`` are those of :class:`~osc_snapphase.engine.Watch`; the
-    server and image lookups get the watch's time left as their limit.
+    server, image and volume-snapshot lookups get the watch's time left as
+    their limit. Without ``block_storage`` the Cinder snapshots of
+    volume-backed servers are not followed (their capture stays unknown).
     """
     fetcher = ServerFetcher(compute)
     images = ImageLookup(image)
-    result = engine.Watch(fetcher, tracks, images=images, **options)
-    fetcher.time_left = images.time_left = result.time_left
+    snapshots = (SnapshotLookup(block_storage) if block_storage is not None
+                 else None)
+    result = engine.Watch(fetcher, tracks, images=images,
+                          snapshots=snapshots, **options)
+    for lookup in (fetcher, images, snapshots):
+        if lookup is not None:
+            lookup.time_left = result.time_left
     return result
 
 
-def watch(connection, servers, until=None, timeout=None,
-          stall_timeout=None, interval=None, notify=None):
+def capture_model(config=None, explicit=None):
+    """The capture model: explicit, else the cloud's, else the default.
+
+    :param config: the cloud's configuration (a dict such as
+        ``CloudRegion.config``), whose ``snapphase_capture_model`` key holds
+        the ``--os-snapphase-capture-model`` option, the
+        ``OS_SNAPPHASE_CAPTURE_MODEL`` variable or the clouds.yaml key
+    :raises ValueError: for an unknown model
+    """
+    value = explicit or (config or {}).get('snapphase_capture_model')
+    return phases.check_model(value)
+
+
+def watch(connection, servers=(), until=None, timeout=None,
+          stall_timeout=None, interval=None, notify=None, images=(),
+          capture_model=None):
     """Watch servers of an openstacksdk Connection; a Python API.
 
     Returns a :class:`~osc_snapphase.engine.Watch`: iterate over it for the
@@ -275,17 +399,69 @@ def watch(connection, servers, until=None, timeout=None,
         conn = openstack.connect(cloud='mycloud')
         watch = cloud.watch(conn, ['db1'], until='disk-safe', timeout=600)
         for change in watch:
-            print(change.task_state, change.phase)
+            print(change.task_state, change.capture, change.capture_evidence)
         print(watch.outcome.kind, watch.outcome.message)
 
     :param servers: names or IDs
-    :param until: an ``--until`` condition string, or None
+    :param until: an ``--until`` condition string, or None (with
+        ``images``: until each image-create has ended)
+    :param images: names or IDs of images being created, to follow those
+        image-creates (whatever the server backing)
+    :param capture_model: ``image-status`` (default) or ``xenserver``; None:
+        the connection's ``snapphase_capture_model`` setting
     """
+    model = capture_model_of(connection, capture_model)
     tracks = []
     for name_or_id in servers:
         server = find_server(connection.compute, name_or_id, notify=notify)
-        tracks.append(records.Track(server.id, server.name))
+        tracks.append(records.Track(server.id, server.name,
+                                    capture_model=model,
+                                    volume_ids=volume_ids(server)))
+    for name_or_id in images:
+        tracks.append(image_track(connection.compute, connection.image,
+                                  connection.block_storage, name_or_id,
+                                  model))
+    condition = conditions.parse_until(until)
+    if condition is None and images:
+        condition = conditions.phase_over('upload')
     return make_watch(
         connection.compute, connection.image, tracks,
-        condition=conditions.parse_until(until), timeout=timeout,
+        block_storage=connection.block_storage,
+        condition=condition, timeout=timeout,
         stall_timeout=stall_timeout, interval=interval, notify=notify)
+
+
+def capture_model_of(connection, explicit=None):
+    config = getattr(connection, 'config', None)
+    return capture_model(getattr(config, 'config', None), explicit)
+
+
+class ImageNotFollowable(Exception):
+    """An image whose image-create cannot be followed."""
+
+
+def image_track(compute, image_proxy, block_storage, name_or_id,
+                model=phases.DEFAULT_CAPTURE_MODEL):
+    """A Track following a known image-create.
+
+    The server is the image's ``instance_uuid``; an image of a
+    volume-backed server has none, so the server is found through its
+    first Cinder snapshot's volume and that volume's attachment.
+    """
+    image = image_proxy.find_image(name_or_id, ignore_missing=False)
+    state = image_state(image)
+    server_id = state.instance_uuid
+    if server_id is None and state.snapshot_ids and block_storage:
+        block_storage = resolve(block_storage)
+        snapshot = block_storage.get_snapshot(state.snapshot_ids[0])
+        volume = block_storage.get_volume(snapshot.volume_id)
+        for attachment in volume.attachments or []:
+            server_id = attachment.get('server_id') or server_id
+    if server_id is None:
+        raise ImageNotFollowable(
+            'Image %s names no server (no instance_uuid, no attached '
+            'volume snapshot): it is not the image of a server'
+            % state.id)
+    server = compute.get_server(server_id)
+    return records.Track(server.id, server.name, image_id=state.id,
+                         capture_model=model)

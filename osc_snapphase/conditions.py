@@ -25,8 +25,9 @@ UNTIL_CHOICES = ('idle', 'disk-safe', 'deleted', 'task-state=<value>',
                  'vm-state=<value>', 'status=<value>')
 WAIT_PHASES = ('snapshot', 'pending-upload', 'upload')
 
-# Step (see phases.TaskState.step) the operation must have gone beyond for
-# each --wait-phase to be over; None: only the end of the operation counts.
+# What each --wait-phase needs besides a proven disk capture: the step
+# (see phases.TaskState.step) the operation must be beyond; None: only the
+# end of the operation counts.
 _WAIT_PHASE_STEPS = {
     'snapshot': 1,
     'pending-upload': 2,
@@ -66,7 +67,7 @@ def _idle(track):
 
 
 def _disk_safe(track):
-    return track.exists and phases.disk_writes_safe(track.state.task_state)
+    return track.exists and track.capture.safe
 
 
 def _deleted(track):
@@ -139,7 +140,14 @@ def parse_until(text):
 
 
 def phase_over(phase):
-    """Condition: the given --wait-phase of the operation is over."""
+    """Condition: the given --wait-phase of the operation is over.
+
+    ``snapshot``: the disk capture is proven over (see
+    :func:`osc_snapphase.phases.judge_capture`); ``pending-upload``: that,
+    and the server is past image_pending_upload; ``upload``: the operation
+    ended with an active image (for a volume-backed server: every Cinder
+    snapshot available).
+    """
     if phase not in _WAIT_PHASE_STEPS:
         raise ConditionError(
             'unknown phase %r; use one of: %s'
@@ -153,8 +161,10 @@ def phase_over(phase):
             return True
         if step is None or not track.op_active:
             return False
-        if track.volume_backed:
-            # Nova captured the volumes before it answered the request.
-            return step <= 1
-        return track.op_max_step is not None and track.op_max_step > step
+        if not track.capture.complete:
+            return False
+        if track.volume_backed or step < 2:
+            return True
+        entry = phases.TASK_STATES.get(track.task_state)
+        return entry is None or entry.step > step
     return Condition('%s phase over' % phase, predicate)

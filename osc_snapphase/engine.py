@@ -98,9 +98,9 @@ def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _key(state):
+def _key(state, capture):
     return (state.status, state.vm_state, state.task_state,
-            state.power_state)
+            state.power_state, capture.state)
 
 
 class Watch:
@@ -118,6 +118,9 @@ class Watch:
         when the image does not exist) and ``latest(server_id)`` (the newest
         image with ``instance_uuid=server_id`` or None); None disables the
         image checks
+    :param snapshots: object with ``get(snapshot_id)`` and
+        ``creating(volume_ids)`` for the Cinder snapshots of volume-backed
+        servers (see :class:`~osc_snapphase.operations.ImageOperations`)
     :param timeout: seconds, or None
     :param stall_timeout: seconds a non-null task state may stay unchanged
     :param interval: fixed poll interval in seconds; None adapts it
@@ -128,11 +131,13 @@ class Watch:
     def __init__(self, fetch, tracks, condition=None, images=None,
                  timeout=None, stall_timeout=None, interval=None,
                  clock=time.monotonic, sleep=time.sleep, wall=_utcnow,
-                 notify=None, on_poll=None):
+                 notify=None, on_poll=None, snapshots=None):
         self._fetch = fetch
         self.tracks = list(tracks)
         self.condition = condition
-        self._operations = operations.ImageOperations(images)
+        self._operations = operations.ImageOperations(
+            images, snapshots,
+            stamp=lambda: self._wall().strftime('%H:%M:%SZ'))
         self.timeout = timeout
         self.stall_timeout = stall_timeout
         self.interval = interval
@@ -219,13 +224,8 @@ class Watch:
                 state.vm_state == 'deleted'):
             track.exists = False
         previous = track.state
-        if previous is not None and _key(previous) == _key(state):
-            track.state = state
-            self._follow_operation(track, now)
-            return None
-        duration = now - track.since if track.since is not None else None
+        previous_key = _key(previous, track.capture) if previous else None
         track.state = state
-        track.since = now
         if previous is None or previous.task_state != state.task_state:
             track.task_since = now
             if track.segments:
@@ -236,10 +236,15 @@ class Watch:
         if state.name:
             track.name = state.name
         self._follow_operation(track, now)
+        if _key(state, track.capture) == previous_key:
+            return None
+        duration = now - track.since if track.since is not None else None
+        track.since = now
         return records.Change(
             self._wall(), track.server_id, track.name, state.status,
             state.vm_state, state.task_state, state.power_state,
-            phases.phase_of(state.task_state), duration)
+            phases.phase_of(state.task_state), duration,
+            track.capture.state, track.capture.evidence)
 
     # -- judgement ---------------------------------------------------------
 
@@ -296,10 +301,11 @@ class Watch:
             if track.state is None:
                 parts.append('%s: not seen yet' % track.label)
                 continue
-            parts.append('%s: task state %s (%s) for %s' % (
+            parts.append('%s: task state %s (%s) for %s, capture %s' % (
                 track.label, track.task_state or 'none',
                 phases.phase_of(track.task_state),
-                records.format_duration(self._clock() - track.task_since)))
+                records.format_duration(self._clock() - track.task_since),
+                track.capture.state))
         return 'Timed out after %s; %s' % (
             records.format_duration(self.elapsed()), '; '.join(parts))
 
@@ -325,7 +331,11 @@ class Watch:
         if track.state is None or (track.op_active
                                    and track.task_state is None):
             return PENDING_INTERVAL
-        low, high, share = SCHEDULE[phases.phase_of(track.task_state)]
+        phase = phases.phase_of(track.task_state)
+        if track.op_active and not track.capture.complete:
+            # The proof that the copy is over can come at any poll.
+            phase = phases.DISK_CAPTURE
+        low, high, share = SCHEDULE[phase]
         return max(low, min(high, share * (now - track.task_since)))
 
     def _wait(self, until, deadline):

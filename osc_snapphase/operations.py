@@ -14,37 +14,61 @@
 
 An image-producing task state starts an operation; its image is found in
 Glance (by ``instance_uuid``) unless the caller knows it, looked at while
-the task goes on, and judged when the task state clears. Each method
-returns None, or a one-line message when the operation has failed.
+the task goes on, and judged when the task state clears. An image of a
+volume-backed server (Nova sets no task state for it) is followed through
+the Cinder snapshots that its ``block_device_mapping`` names. What was
+seen goes into the Track; :func:`osc_snapphase.phases.judge_capture` alone
+decides from it whether the disk capture is over. Each method returns
+None, or a one-line message when the operation has failed.
 """
+
+import datetime
 
 from osc_snapphase import phases
 from osc_snapphase import records
 
-# How often the image of an operation in progress is looked at.
+# How often the image of an operation in progress is looked at once its
+# disk capture is proven over; until then, at every poll.
 IMAGE_CHECK_INTERVAL = 10.0
 # How long the task state may stay set once the image is gone.
 IMAGE_GONE_GRACE = 1.0
 # How long an image may stay queued/saving after the task state cleared.
 SETTLE_GRACE = 20.0
 
-FAILED_IMAGE_STATUSES = ('killed', 'deleted', 'pending_delete')
+FAILED_IMAGE_STATUSES = tuple(sorted(phases.FAILED_IMAGE_STATUSES))
+
+
+def _stamp():
+    return datetime.datetime.now(datetime.timezone.utc).strftime(
+        '%H:%M:%SZ')
 
 
 class ImageOperations:
-    """The image checks of the engine.
+    """The image and volume-snapshot checks of the engine.
 
     :param images: object with ``get(image_id)`` (an ImageState or None
         when the image does not exist) and ``latest(server_id)`` (the newest
         image with ``instance_uuid=server_id`` or None); None: no checks,
         an operation succeeds when its task state clears
+    :param snapshots: object with ``get(snapshot_id)`` (a SnapshotState or
+        None when it does not exist) and ``creating(volume_ids)`` (the
+        SnapshotStates of these volumes still creating); None: the volume
+        snapshots of a volume-backed server cannot be followed
+    :param stamp: ``stamp()`` the wall-clock time for the evidence text
     """
 
-    def __init__(self, images):
+    def __init__(self, images, snapshots=None, stamp=_stamp):
         self._images = images
+        self._snapshots = snapshots
+        self._stamp = stamp
 
     def follow(self, track, now, elapsed):
         """Update the operation of a track after an observation."""
+        failure = self._follow(track, now, elapsed)
+        track.judge()
+        return failure
+
+    def _follow(self, track, now, elapsed):
         task = track.task_state
         if not track.exists:
             return None
@@ -56,7 +80,11 @@ class ImageOperations:
                 track.op_max_step = entry.step
             return self.check(track, now)
         if task is None and track.op_active:
+            if track.volume_backed:
+                return self._follow_volumes(track, elapsed)
             return self._settle(track, now, elapsed)
+        if task is None and track.volume_ids:
+            self._look_for_volume_snapshots(track, now)
         return None
 
     def _start(self, track, entry, now):
@@ -69,32 +97,56 @@ class ImageOperations:
         track.image_gone_at = None
         track.image_id = None
         track.image_status = None
+        track.image_since = None
         track.volume_backed = False
+        track.snapshot_ids = None
+        track.snapshots = {}
         if self._images is not None:
-            image = self._images.latest(track.server_id)
-            if image is not None and image.status in ('queued', 'saving'):
-                track.image_id = image.id
-                track.image_status = image.status
-                track.image_checked = now
+            self._find_image(track, now)
+
+    def _find_image(self, track, now):
+        track.image_checked = now
+        image = self._images.latest(track.server_id)
+        if image is not None and image.status in ('queued', 'saving',
+                                                  'importing'):
+            track.image_id = image.id
+            self._saw(track, image)
+
+    def _saw(self, track, image):
+        """Note the status of the operation's image (None: gone)."""
+        status = image.status if image is not None else None
+        if status != track.image_status or track.image_since is None:
+            track.image_since = self._stamp()
+        track.image_status = status
 
     def check(self, track, now, force=False):
-        """Catch an image that failed while the task state stays set.
+        """Look at the image of a running operation.
 
-        After a driver error Nova deletes the image and then clears the
-        task state, milliseconds apart: a gone image is only reported as a
+        Until the capture is proven over the image is read at every poll
+        (its status is the proof); then every IMAGE_CHECK_INTERVAL, to
+        catch an image that failed while the task state stays set. After
+        a driver error Nova deletes the image and then clears the task
+        state, milliseconds apart: a gone image is only reported as a
         stuck operation if the task state is still set IMAGE_GONE_GRACE
         later; otherwise the operation's end reports it. ``force`` looks
         at once and reports at once (before declaring a stall).
         """
-        if self._images is None or track.image_id is None:
+        if self._images is None:
+            return None
+        interval = (IMAGE_CHECK_INTERVAL if track.capture.complete
+                    else 0.0)
+        if track.image_id is None:
+            if force or track.image_checked is None or (
+                    now - track.image_checked >= max(interval, 1.0)):
+                self._find_image(track, now)
             return None
         if track.image_gone_at is None:
             if (not force and track.image_checked is not None
-                    and now - track.image_checked < IMAGE_CHECK_INTERVAL):
+                    and now - track.image_checked < interval):
                 return None
             track.image_checked = now
             image = self._images.get(track.image_id)
-            track.image_status = image.status if image else None
+            self._saw(track, image)
             if image is not None and image.status not in (
                     FAILED_IMAGE_STATUSES):
                 return None
@@ -130,7 +182,13 @@ class ImageOperations:
                     'active image after %s: %s') % (
                         track.label, records.format_duration(elapsed), what)
         track.image_id = image.id
-        track.image_status = image.status
+        self._saw(track, image)
+        if image.volume_backed:
+            # Boot from volume: Nova sets no task state and the image is
+            # active at once; the copies are its Cinder snapshots.
+            track.volume_backed = True
+            track.snapshot_ids = tuple(image.snapshot_ids)
+            return self._follow_volumes(track, elapsed)
         if image.status == 'active':
             track.op_active = False
             track.op_succeeded = True
@@ -140,12 +198,6 @@ class ImageOperations:
                     'active image after %s: image %s is %s') % (
                         track.label, records.format_duration(elapsed),
                         image.id, image.status)
-        if image.volume_backed:
-            # Boot from volume: Nova snapshots the volumes before it
-            # answers, never sets a task state, and the image turns active
-            # by itself.
-            track.volume_backed = True
-            return None
         if track.settle_since is None:
             track.settle_since = now
         elif now - track.settle_since > SETTLE_GRACE:
@@ -155,3 +207,57 @@ class ImageOperations:
                         records.format_duration(now - track.settle_since),
                         image.id, image.status)
         return None
+
+    # -- volume-backed servers ---------------------------------------------
+
+    def _follow_volumes(self, track, elapsed):
+        """Read the Cinder snapshots of the operation that still change."""
+        if self._snapshots is None:
+            return None
+        for snapshot_id in track.snapshot_ids:
+            known = track.snapshots.get(snapshot_id, ())
+            if known is None or (known and known.status not in (
+                    phases.SNAPSHOT_CREATING,)):
+                continue
+            track.snapshots[snapshot_id] = self._snapshots.get(snapshot_id)
+        for snapshot_id in track.snapshot_ids:
+            snap = track.snapshots[snapshot_id]
+            if snap is None or snap.status in (
+                    phases.FAILED_SNAPSHOT_STATUSES):
+                return ('The image-create of server %s failed after %s: '
+                        'volume snapshot %s%s is %s; image %s cannot be '
+                        'used (it may stay active in the Image service)') % (
+                            track.label, records.format_duration(elapsed),
+                            snapshot_id,
+                            ' of volume %s' % snap.volume_id if snap else '',
+                            snap.status if snap else 'gone (404)',
+                            track.image_id or '(unknown)')
+        if all(track.snapshots[s].status == 'available'
+               for s in track.snapshot_ids) and (
+                   track.image_id is None or track.image_status == 'active'):
+            track.op_active = False
+            track.op_succeeded = True
+        return None
+
+    def _look_for_volume_snapshots(self, track, now):
+        """A volume-backed server watched by name: any copy running?
+
+        Nova sets no task state for it, so its Cinder snapshots still
+        creating are the only sign of an image-create; they are listed at
+        the first poll and every IMAGE_CHECK_INTERVAL while none runs.
+        """
+        if self._snapshots is None or (
+                track.image_checked is not None
+                and now - track.image_checked < IMAGE_CHECK_INTERVAL):
+            return
+        track.image_checked = now
+        creating = self._snapshots.creating(track.volume_ids)
+        if not creating:
+            return
+        track.op_active = True
+        track.op_succeeded = False
+        track.volume_backed = True
+        track.image_id = None
+        track.image_status = None
+        track.snapshot_ids = tuple(s.id for s in creating)
+        track.snapshots = {s.id: s for s in creating}

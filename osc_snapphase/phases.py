@@ -10,7 +10,8 @@
 #   License for the specific language governing permissions and limitations
 #   under the License.
 
-"""The task-state phase model of image-producing server operations.
+"""The task-state phase model of image-producing server operations, and
+the capture model that decides when guest disk writes are safe again.
 
 Pure data and functions: no I/O, and nothing from OpenStackClient, cliff or
 openstacksdk. Facts: Nova sets ``OS-EXT-STS:task_state`` through these
@@ -23,8 +24,21 @@ sequences (the image_* ones since Grizzly)::
     shelve:       shelving -> shelving_image_pending_upload
                   -> shelving_image_uploading -> shelving_offloading -> null
 
-Only during the disk capture must the guest stop writing to its disk. Any
-non-null task state makes Nova refuse a new image-create (HTTP 409).
+Where in that sequence the guest disk is really copied depends on the virt
+driver and its storage (nova 34): libvirt copies file-backed disks during a
+second ``image_pending_upload`` (after a millisecond bounce through
+``image_uploading``), takes an RBD snapshot after ``image_uploading`` is
+set, VMware and z/VM copy in ``image_pending_upload``; only the removed
+XenServer and Hyper-V drivers copied in ``image_snapshot``. A task state
+therefore never proves that the copy is over. What does, on every in-tree
+upload path, is the snapshot image's status in the Image service: no driver
+sends image data before its copy is complete, so the copy is over once the
+image is ``saving``, ``importing`` or ``active``. A volume-backed server gets
+no task state at all: its copies are the Cinder snapshots named in the
+image's ``block_device_mapping``, over once none is ``creating``.
+:func:`judge_capture` is the one place that applies these rules.
+
+Any non-null task state makes Nova refuse a new image-create (HTTP 409).
 """
 
 import collections
@@ -36,7 +50,8 @@ UPLOAD = 'upload'
 OFFLOAD = 'offload'
 OTHER = 'other'
 
-# Phases of an image-producing operation, in the order they happen.
+# Phases of an image-producing operation, in the order they happen. They
+# name the task states, not where the disk is copied: see judge_capture.
 PHASE_ORDER = (DISK_CAPTURE, PACKAGING, UPLOAD, OFFLOAD)
 
 SNAPSHOT = 'snapshot'
@@ -50,53 +65,192 @@ IMAGE_CREATE_VM_STATES = frozenset(
 
 TaskState = collections.namedtuple(
     'TaskState',
-    ['name', 'phase', 'operation', 'step', 'description',
-     'disk_writes_safe'])
+    ['name', 'phase', 'operation', 'step', 'description'])
 
 _TABLE = (
     TaskState('image_snapshot_pending', DISK_CAPTURE, SNAPSHOT, 0,
-              'Snapshot requested; the disk capture is about to start',
-              False),
+              'Snapshot requested; the compute service has not started it'),
     TaskState('image_snapshot', DISK_CAPTURE, SNAPSHOT, 1,
-              'The hypervisor is capturing the guest disk',
-              False),
+              'The compute service is preparing the snapshot (libvirt '
+              'suspends a guest here for a cold snapshot; the removed '
+              'XenServer driver copied the disk here)'),
     TaskState('image_backup', DISK_CAPTURE, BACKUP, 1,
-              'The hypervisor is capturing the guest disk for a backup',
-              False),
+              'The compute service is preparing the backup snapshot'),
     TaskState('image_pending_upload', PACKAGING, SNAPSHOT, 2,
-              'Disk captured; the image is being packaged for upload',
-              True),
+              'The disk is being copied or prepared for upload (libvirt '
+              'with file-backed disks, VMware and z/VM copy it here)'),
     TaskState('image_uploading', UPLOAD, SNAPSHOT, 3,
-              'The image is being uploaded to the Image service',
-              True),
+              'The image is being uploaded (libvirt with RBD takes its '
+              'snapshot at the start of this state)'),
     TaskState('shelving', DISK_CAPTURE, SHELVE, 1,
-              'Shelving: the guest is stopped and its disk captured',
-              False),
+              'Shelving: the guest is being powered off'),
     TaskState('shelving_image_pending_upload', PACKAGING, SHELVE, 2,
-              'Shelving: the disk image is being packaged for upload',
-              True),
+              'Shelving: the disk of the stopped guest is being copied or '
+              'prepared for upload'),
     TaskState('shelving_image_uploading', UPLOAD, SHELVE, 3,
-              'Shelving: the disk image is being uploaded',
-              True),
+              'Shelving: the disk image is being uploaded'),
     TaskState('shelving_offloading', OFFLOAD, SHELVE, 4,
               'Shelving: the image is stored; the server is being '
-              'removed from its host',
-              True),
+              'removed from its host'),
 )
 
 IDLE_STATE = TaskState(None, IDLE, None, None,
-                       'No task in progress; an image can be created', True)
+                       'No task in progress; an image can be created')
 
 TASK_STATES = {ts.name: ts for ts in _TABLE}
 
-# Task states during which the guest disk is being captured.
-DISK_CAPTURE_STATES = frozenset(
-    ts.name for ts in _TABLE if not ts.disk_writes_safe)
 # Task states of createImage and createBackup (shelve is not an image-create
 # from the user's point of view, although it produces an image).
 IMAGE_CREATE_STATES = frozenset(
     ts.name for ts in _TABLE if ts.operation in (SNAPSHOT, BACKUP))
 IMAGE_PRODUCING_STATES = frozenset(TASK_STATES)
+
+# -- the capture model ------------------------------------------------------
+
+# Capture states.
+CAPTURE_NONE = 'none'
+NOT_STARTED = 'not-started'
+IN_PROGRESS = 'in-progress'
+COMPLETE = 'complete'
+UNKNOWN = 'unknown'
+CAPTURE_FAILED = 'failed'
+CAPTURE_STATES = (CAPTURE_NONE, NOT_STARTED, IN_PROGRESS, COMPLETE,
+                  UNKNOWN, CAPTURE_FAILED)
+
+# Capture models: which facts prove that the copy is over.
+IMAGE_STATUS_MODEL = 'image-status'
+XENSERVER_MODEL = 'xenserver'
+CAPTURE_MODELS = (IMAGE_STATUS_MODEL, XENSERVER_MODEL)
+DEFAULT_CAPTURE_MODEL = IMAGE_STATUS_MODEL
+
+# Image statuses that prove an image-backed disk copy is complete.
+CAPTURED_IMAGE_STATUSES = frozenset(('saving', 'importing', 'active'))
+FAILED_IMAGE_STATUSES = frozenset(('killed', 'deleted', 'pending_delete'))
+# Volume snapshot statuses: still copying, and failed.
+SNAPSHOT_CREATING = 'creating'
+FAILED_SNAPSHOT_STATUSES = frozenset(('error', 'deleted', 'error_deleting'))
+
+CaptureFacts = collections.namedtuple(
+    'CaptureFacts',
+    ['task_state', 'op_active', 'op_max_step', 'op_succeeded', 'image_id',
+     'image_status', 'image_since', 'volume_backed', 'snapshots'])
+CaptureFacts.__new__.__defaults__ = (False, None, False, None, None, None,
+                                     False, None)
+
+SnapshotFact = collections.namedtuple(
+    'SnapshotFact', ['id', 'volume_id', 'status'])
+
+
+class Capture(collections.namedtuple('Capture',
+                                     ['state', 'evidence', 'model'])):
+    """The judgement: a capture state, what shows it, and the model."""
+
+    __slots__ = ()
+
+    @property
+    def safe(self):
+        """Whether guest disk writes are safe: no copy can be running."""
+        return self.state in (COMPLETE, CAPTURE_NONE)
+
+    @property
+    def complete(self):
+        return self.state == COMPLETE
+
+
+def check_model(model):
+    """Return a capture model name, lower-cased; ValueError if unknown."""
+    name = (model or DEFAULT_CAPTURE_MODEL).strip().lower()
+    if name not in CAPTURE_MODELS:
+        raise ValueError('unknown capture model %r; use one of: %s'
+                         % (model, ', '.join(CAPTURE_MODELS)))
+    return name
+
+
+def _since(facts):
+    return ' since %s' % facts.image_since if facts.image_since else ''
+
+
+def _judge_volumes(facts, model):
+    snapshots = facts.snapshots
+    image = facts.image_id or 'of the operation'
+    if snapshots is None:
+        return Capture(UNKNOWN, 'volume-backed: the Cinder snapshots of '
+                       'image %s were not read' % image, model)
+    if not snapshots:
+        return Capture(UNKNOWN, 'volume-backed: image %s names no Cinder '
+                       'snapshot' % image, model)
+    for snap in snapshots:
+        if snap.status is None or snap.status in FAILED_SNAPSHOT_STATUSES:
+            return Capture(CAPTURE_FAILED, 'volume snapshot %s of volume %s '
+                           'is %s' % (snap.id, snap.volume_id,
+                                      snap.status or 'gone (404)'), model)
+    creating = [s.id for s in snapshots if s.status == SNAPSHOT_CREATING]
+    if creating:
+        return Capture(IN_PROGRESS, '%d of %d volume snapshots creating '
+                       '(%s)' % (len(creating), len(snapshots),
+                                 ', '.join(creating)), model)
+    return Capture(COMPLETE, 'all %d volume snapshots of image %s left '
+                   'creating (%s)' % (
+                       len(snapshots), image,
+                       ', '.join(sorted(set(s.status for s in snapshots)))),
+                   model)
+
+
+def judge_capture(facts, model=DEFAULT_CAPTURE_MODEL):
+    """Judge the disk capture of a server from what has been observed.
+
+    :param facts: a :class:`CaptureFacts`: the task state, the operation
+        seen so far (``op_active``, ``op_max_step``: the furthest step seen,
+        ``op_succeeded``), the snapshot image's ID, status and since when
+        that status was seen, and for a volume-backed operation the
+        :class:`SnapshotFact` of each Cinder snapshot (None: not read)
+    :param model: ``image-status`` (proof from the Image service, the
+        default) or ``xenserver`` (the copy happens in image_snapshot: only
+        for the removed XenServer and Hyper-V drivers)
+    :returns: a :class:`Capture`
+    """
+    task = facts.task_state if isinstance(facts.task_state, str) else None
+    entry = TASK_STATES.get(task) if task else None
+    if facts.volume_backed and facts.op_active:
+        return _judge_volumes(facts, model)
+    if entry is None and not facts.op_active:
+        if facts.op_succeeded and facts.image_id:
+            return Capture(CAPTURE_NONE, 'no capture runs; image %s is %s'
+                           % (facts.image_id, facts.image_status or 'active'),
+                           model)
+        if task:
+            return Capture(CAPTURE_NONE, 'task %s is not an image operation'
+                           % task, model)
+        return Capture(CAPTURE_NONE, 'no image operation runs', model)
+    status = facts.image_status
+    image = facts.image_id
+    if status in FAILED_IMAGE_STATUSES:
+        return Capture(CAPTURE_FAILED, 'image %s is %s' % (image, status),
+                       model)
+    if model == XENSERVER_MODEL:
+        step = max(s for s in (facts.op_max_step, entry and entry.step, 0)
+                   if s is not None)
+        if entry is not None and entry.step == 0 and step == 0:
+            return Capture(NOT_STARTED, 'task state %s' % task, model)
+        if step > 1 or entry is None:
+            return Capture(COMPLETE, 'task state %s after image_snapshot '
+                           '(xenserver model)' % (task or 'none'), model)
+        return Capture(IN_PROGRESS, 'task state %s (xenserver model: the '
+                       'copy happens here)' % task, model)
+    if status in CAPTURED_IMAGE_STATUSES:
+        return Capture(COMPLETE, 'image %s %s%s' % (image, status,
+                                                    _since(facts)), model)
+    if entry is not None and entry.step == 0:
+        return Capture(NOT_STARTED, 'task state %s, the compute service '
+                       'has not started' % task, model)
+    if image is None or status is None:
+        return Capture(UNKNOWN, 'task state %s; the snapshot image is not '
+                       'visible, so the end of the copy cannot be proven'
+                       % (task or 'none'), model)
+    return Capture(IN_PROGRESS, 'task state %s, image %s %s%s: no proof '
+                   'yet that the copy is over' % (task or 'none', image,
+                                                  status, _since(facts)),
+                   model)
 
 
 def describe(task_state):
@@ -115,18 +269,12 @@ def describe(task_state):
         return TaskState(
             str(task_state), OTHER, None, None,
             'Server busy with task %s (not an image operation)'
-            % task_state,
-            True)
+            % task_state)
 
 
 def phase_of(task_state):
     """Return the phase name of a task state."""
     return describe(task_state).phase
-
-
-def disk_writes_safe(task_state):
-    """Whether guest disk writes are safe: no disk capture in progress."""
-    return describe(task_state).disk_writes_safe
 
 
 def image_create_allowed(task_state, vm_state=None):

@@ -19,6 +19,7 @@ the standard library.
 """
 
 import logging
+import os
 
 LOG = logging.getLogger(__name__)
 
@@ -26,8 +27,8 @@ API_NAME = 'snapphase'
 API_VERSION_OPTION = 'os_snapphase_api_version'
 DEFAULT_API_VERSION = '1'
 # The commands use the openstacksdk proxies that OpenStackClient already
-# authenticates (client_manager.compute and client_manager.image), so there is
-# no client class of our own and no make_client(); the value is unused.
+# authenticates (client_manager.compute, image and volume), so there is no
+# client class of our own and no make_client(); the value is unused.
 API_VERSIONS = {
     '1': None,
 }
@@ -41,5 +42,16 @@ def build_option_parser(parser):
         default=DEFAULT_API_VERSION,
         help='snapphase command set version (default: %s)'
         % DEFAULT_API_VERSION,
+    )
+    parser.add_argument(
+        '--os-snapphase-capture-model',
+        metavar='<model>',
+        default=os.environ.get('OS_SNAPPHASE_CAPTURE_MODEL'),
+        help='What proves that the disk capture of an image-create is over: '
+             'image-status (default: the snapshot image is saving or '
+             'active, right on every Nova driver) or xenserver (the task '
+             'state left image_snapshot: right only for the removed '
+             'XenServer and Hyper-V drivers). Also clouds.yaml key '
+             'snapphase_capture_model (Env: OS_SNAPPHASE_CAPTURE_MODEL)',
     )
     return parser

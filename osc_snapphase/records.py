@@ -23,13 +23,36 @@ ServerState = collections.namedtuple(
      'fault'])
 ServerState.__new__.__defaults__ = (None,)
 
-ImageState = collections.namedtuple(
-    'ImageState', ['id', 'name', 'status', 'volume_backed'])
+
+class ImageState(collections.namedtuple(
+        'ImageState', ['id', 'name', 'status', 'snapshot_ids',
+                       'instance_uuid'])):
+    """An image as the engine sees it.
+
+    ``snapshot_ids``: the Cinder snapshots named in the image's
+    ``block_device_mapping`` (an image of a volume-backed server), else
+    None. ``instance_uuid``: the server it was taken from, if it says.
+    """
+
+    __slots__ = ()
+
+    @property
+    def volume_backed(self):
+        return self.snapshot_ids is not None
+
+
+ImageState.__new__.__defaults__ = (None, None)
+
+SnapshotState = collections.namedtuple(
+    'SnapshotState', ['id', 'volume_id', 'status', 'created_at'])
+SnapshotState.__new__.__defaults__ = (None,)
 
 Change = collections.namedtuple(
     'Change',
     ['time', 'server_id', 'server_name', 'status', 'vm_state', 'task_state',
-     'power_state', 'phase', 'previous_duration'])
+     'power_state', 'phase', 'previous_duration', 'capture',
+     'capture_evidence'])
+Change.__new__.__defaults__ = (None, None)
 
 Segment = collections.namedtuple('Segment', ['task_state', 'phase', 'start',
                                              'end'])
@@ -48,7 +71,8 @@ def format_duration(seconds):
 class Track:
     """What the engine knows of one watched server."""
 
-    def __init__(self, server_id, name=None, image_id=None):
+    def __init__(self, server_id, name=None, image_id=None,
+                 capture_model=phases.DEFAULT_CAPTURE_MODEL, volume_ids=()):
         self.server_id = server_id
         self.name = name or server_id
         self.state = None
@@ -64,9 +88,40 @@ class Track:
         self.op_shelve = False
         self.op_succeeded = False
         self.volume_backed = False
+        # The attached volumes of a volume-backed server (watched by name),
+        # and the Cinder snapshots of its operation: {id: SnapshotState}.
+        self.volume_ids = tuple(volume_ids)
+        self.snapshot_ids = None
+        self.snapshots = {}
         self.settle_since = None
         self.image_checked = None
         self.image_gone_at = None
+        self.image_since = None   # wall time the image status was first seen
+        self.capture_model = capture_model
+        self.capture = phases.judge_capture(self.capture_facts(),
+                                            capture_model)
+
+    def capture_facts(self):
+        """What the capture model judges, from what was seen so far."""
+        snapshots = None
+        if self.snapshot_ids is not None and all(
+                sid in self.snapshots for sid in self.snapshot_ids):
+            snapshots = tuple(
+                phases.SnapshotFact(sid, self.snapshots[sid].volume_id
+                                    if self.snapshots[sid] else None,
+                                    self.snapshots[sid].status
+                                    if self.snapshots[sid] else None)
+                for sid in self.snapshot_ids)
+        return phases.CaptureFacts(
+            self.task_state, self.op_active, self.op_max_step,
+            self.op_succeeded, self.image_id, self.image_status,
+            self.image_since, self.volume_backed, snapshots)
+
+    def judge(self):
+        """Judge the capture again from what was seen; return it."""
+        self.capture = phases.judge_capture(self.capture_facts(),
+                                            self.capture_model)
+        return self.capture
 
     @property
     def label(self):

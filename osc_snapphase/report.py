@@ -46,9 +46,9 @@ def timeline(track, now=None):
 def progress(track, elapsed, target=None):
     """One line: where the server is and for how long we have waited."""
     task = track.task_state or 'none'
-    text = '%s: %s (%s), %s elapsed' % (
+    text = '%s: %s (%s), capture %s, %s elapsed' % (
         track.label, task,
-        engine.phases.phase_of(track.task_state),
+        engine.phases.phase_of(track.task_state), track.capture.state,
         records.format_duration(elapsed))
     if target:
         text += ', waiting for the end of the %s phase' % target

@@ -82,6 +82,29 @@ def usage_error(prog, message):
     raise SystemExit(2)
 
 
+def capture_model(app):
+    """The capture model of this run; a usage error if unknown.
+
+    From ``--os-snapphase-capture-model``, ``OS_SNAPPHASE_CAPTURE_MODEL`` or
+    the cloud's ``snapphase_capture_model`` key in clouds.yaml.
+    """
+    config = getattr(getattr(app, 'cloud', None), 'config', None)
+    try:
+        return cloud.capture_model(config if isinstance(config, dict)
+                                   else None)
+    except ValueError as exc:
+        usage_error('openstack', '--os-snapphase-capture-model: %s' % exc)
+
+
+def block_storage(app):
+    """The block-storage proxy, created only when first needed.
+
+    Most watches never read a Cinder snapshot: creating the proxy up front
+    would cost a version discovery, and fail on a cloud without Cinder.
+    """
+    return lambda: app.client_manager.volume
+
+
 def current_state(server):
     """ServerState of a server; CommandError if task states are hidden."""
     try:

@@ -36,14 +36,20 @@ DEFAULT_TIMEOUT = 3600.0
 
 EPILOG = (
     'osc-snapphase: --wait-phase returns as soon as the chosen phase of the '
-    'image creation is over (snapshot: the disk capture, after which guest '
-    'writes are safe; pending-upload: the packaging; upload: the image is '
-    'active). Nova\'s libvirt driver copies file-backed disks during the '
-    'packaging: use pending-upload there. Exit status: 0 done, 1 error or '
-    'server busy, 2 usage error, 3 the image creation failed, 124 '
-    '--wait-phase-timeout reached, 130 interrupted, 143 terminated (the '
-    'image creation goes on in the cloud). Type the command name in full: '
-    'abbreviated command names do not load this option.'
+    'image creation is over. snapshot: the disk capture is proven complete '
+    '(the snapshot image is saving, importing or active; for a '
+    'volume-backed server every Cinder snapshot has left creating), after '
+    'which guest writes are safe, on every Nova driver: libvirt copies '
+    'file-backed disks in image_pending_upload and takes RBD snapshots in '
+    'image_uploading, so no task state alone proves it. pending-upload: '
+    'that, and the server is past image_pending_upload. upload: the image '
+    'is active. --os-snapphase-capture-model xenserver judges by the task '
+    'state instead (right only for the removed XenServer and Hyper-V '
+    'drivers). Exit status: 0 done, 1 error or server busy, 2 usage error, '
+    '3 the image creation failed, 124 --wait-phase-timeout reached, 130 '
+    'interrupted, 143 terminated (the image creation goes on in the '
+    'cloud). Type the command name in full: abbreviated command names do '
+    'not load this option.'
 )
 
 
@@ -71,9 +77,11 @@ class WaitPhaseHook(hooks.CommandHook):
             metavar='<phase>',
             choices=conditions.WAIT_PHASES,
             help='Wait until this phase of the image creation is over, then '
-                 'return: snapshot (the disk capture; guest writes are safe '
-                 'again), pending-upload (packaging) or upload (the image '
-                 'is active). Cannot be used with --wait (osc-snapphase)',
+                 'return: snapshot (the disk capture is proven complete; '
+                 'guest writes are safe again), pending-upload (that, and '
+                 'the server is past image_pending_upload) or upload (the '
+                 'image is active). Cannot be used with --wait '
+                 '(osc-snapphase)',
         )
         parser.add_argument(
             TIMEOUT_OPTION,
@@ -96,6 +104,7 @@ class WaitPhaseHook(hooks.CommandHook):
             common.usage_error(
                 'openstack %s' % (self.cmd.cmd_name or 'server image create'),
                 'argument --wait-phase: not allowed with argument --wait')
+        self._model = common.capture_model(self.cmd.app)
         compute = self.cmd.app.client_manager.compute
         try:
             with common.SignalTrap():
@@ -117,6 +126,14 @@ class WaitPhaseHook(hooks.CommandHook):
                 'for it with: openstack server task-state watch %s --until '
                 'idle' % (server.name, server.id, state.task_state,
                           entry.phase, entry.description, server.id))
+        self._volumes = cloud.volume_ids(server)
+        if self._volumes and self._is_backup():
+            raise exceptions.CommandError(
+                'Server %s (%s) is volume-backed: Nova refuses a backup of '
+                'a volume-backed server (HTTP 400), so none was requested. '
+                'Snapshot its volumes with: openstack server image create '
+                '%s --name <name> --wait-phase snapshot'
+                % (server.name, server.id, server.id))
         self._server = server
         # From here until its ID is printed, a signal must not cut the
         # image request short: the cloud would create an image nobody
@@ -128,6 +145,9 @@ class WaitPhaseHook(hooks.CommandHook):
                    % (server.id, server.id))
         self._trap.install()
         return parsed_args
+
+    def _is_backup(self):
+        return 'backup' in (self.cmd.cmd_name or '')
 
     def after(self, parsed_args, return_code):
         if not getattr(parsed_args, 'wait_phase', None):
@@ -163,14 +183,18 @@ class WaitPhaseHook(hooks.CommandHook):
         app = self.cmd.app
         phase = parsed_args.wait_phase
         track = records.Track(self._server.id, self._server.name,
-                              image_id=image_id)
+                              image_id=image_id, capture_model=self._model)
         status = common.StatusLine(app.stderr)
+        block_storage = common.block_storage(app)
+        if self._volumes:
+            self._warn_other_snapshots(image_id, block_storage)
 
         def on_poll(watch):
             trap.check()
             status.show(report.progress(track, watch.elapsed(), phase))
         watch = self._watch = cloud.make_watch(
             app.client_manager.compute, app.client_manager.image, [track],
+            block_storage=block_storage,
             condition=conditions.phase_over(phase),
             timeout=parsed_args.wait_phase_timeout,
             clock=self.clock, sleep=self.sleep,
@@ -188,6 +212,29 @@ class WaitPhaseHook(hooks.CommandHook):
             app.stderr.flush()
             raise SystemExit(outcome.exit_code)
         return self._output(columns, data, track)
+
+    def _warn_other_snapshots(self, image_id, block_storage):
+        """Warn of other snapshots of the server's volumes still creating.
+
+        Nova sets no task state for a volume-backed image-create, so it
+        accepts another while the first one's snapshots are creating.
+        """
+        try:
+            image = cloud.ImageLookup(self.cmd.app.client_manager.image).get(
+                image_id)
+            ours = set((image and image.snapshot_ids) or ())
+            others = [s for s in cloud.SnapshotLookup(block_storage).creating(
+                self._volumes) if s.id not in ours]
+        except Exception as exc:   # a warning only: never fail on it
+            LOG.debug('Cannot list the volume snapshots: %s', exc)
+            return
+        for snap in others:
+            self.cmd.app.stderr.write(
+                'Warning: volume %s of server %s has another snapshot still '
+                'creating (%s, created %s): another image-create runs, which '
+                'Nova does not refuse for a volume-backed server\n' % (
+                    snap.volume_id, self._server.id, snap.id,
+                    snap.created_at))
 
     def _interrupted(self, kind, elapsed, image_id):
         """Say that the image creation goes on; exit 130 or 143."""
@@ -250,6 +297,9 @@ class WaitPhaseHook(hooks.CommandHook):
         image = self.cmd.app.client_manager.image.get_image(info['id'])
         info.update(_format_image(image, columns))
         info['server_phase'] = phases.phase_of(track.task_state)
+        info['capture'] = track.capture.state
+        info['capture_evidence'] = track.capture.evidence
+        info['capture_model'] = track.capture.model
         info['phase_durations'] = PhaseDurationsColumn({
             phase: round(seconds, 3) for phase, seconds in
             track.phase_durations().items()})

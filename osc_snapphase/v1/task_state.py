@@ -41,8 +41,12 @@ SHOW_COLUMNS = (
     'power_state',
     'phase',
     'description',
+    'capture',
+    'capture_evidence',
+    'capture_model',
     'disk_writes_safe',
     'image_create_allowed',
+    'volume_backed',
 )
 
 WATCH_COLUMNS = (
@@ -54,7 +58,9 @@ WATCH_COLUMNS = (
     'Task State',
     'Power State',
     'Phase',
+    'Capture',
     'Previous Duration',
+    'Capture Evidence',
 )
 
 EXIT_CODES_HELP = (
@@ -70,9 +76,15 @@ class ShowTaskState(command.ShowOne):
     """Show where a server is in an image operation and what it means.
 
     Shows the task state of a server, its phase (disk-capture, packaging,
-    upload, offload, idle or other), whether writes to the guest disk are
-    safe (no disk capture in progress) and whether Nova would accept a new
-    image-create now.
+    upload, offload, idle or other), the state of the disk capture
+    (none, not-started, in-progress, complete, unknown or failed) with its
+    evidence, whether writes to the guest disk are safe (the capture is
+    proven complete, or none runs) and whether Nova would accept a new
+    image-create now. The proof that a capture is complete comes from the
+    Image service (the snapshot image is saving, importing or active) or,
+    for a volume-backed server, from Cinder (no snapshot of its volumes is
+    creating): a task state alone never proves it, because Nova's drivers
+    copy the disk in different task states.
     """
 
     def get_parser(self, prog_name):
@@ -86,10 +98,22 @@ class ShowTaskState(command.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
+        model = common.capture_model(self.app)
         compute = self.app.client_manager.compute
         server = cloud.find_server(compute, parsed_args.server)
         state = common.current_state(server)
         entry = phases.describe(state.task_state)
+        volumes = cloud.volume_ids(server)
+        description = entry.description
+        if volumes:
+            facts = self._volume_facts(state, volumes)
+            description += (
+                '. Volume-backed: an image-create sets no task state; its '
+                'copies are Cinder snapshots of the volumes. Follow one '
+                'with: openstack server task-state watch --image <image ID>')
+        else:
+            facts = self._image_facts(state, entry)
+        capture = phases.judge_capture(facts, model)
         data = (
             state.id,
             state.name,
@@ -98,11 +122,40 @@ class ShowTaskState(command.ShowOne):
             state.task_state,
             common.power_state_name(state.power_state),
             entry.phase,
-            entry.description,
-            entry.disk_writes_safe,
+            description,
+            capture.state,
+            capture.evidence,
+            capture.model,
+            capture.safe,
             phases.image_create_allowed(state.task_state, state.vm_state),
+            bool(volumes),
         )
         return SHOW_COLUMNS, data
+
+    def _image_facts(self, state, entry):
+        if state.task_state not in phases.IMAGE_PRODUCING_STATES:
+            return phases.CaptureFacts(state.task_state)
+        image = cloud.ImageLookup(self.app.client_manager.image).latest(
+            state.id)
+        return phases.CaptureFacts(
+            state.task_state, op_active=True, op_max_step=entry.step,
+            image_id=image.id if image else None,
+            image_status=image.status if image else None)
+
+    def _volume_facts(self, state, volumes):
+        lookup = cloud.SnapshotLookup(common.block_storage(self.app))
+        try:
+            snapshots = lookup.of_volumes(volumes)
+        except Exception as exc:
+            LOG.debug('Cannot list the volume snapshots: %s', exc)
+            return phases.CaptureFacts(
+                state.task_state, op_active=True, volume_backed=True)
+        creating = [s for s in snapshots
+                    if s.status == phases.SNAPSHOT_CREATING]
+        return phases.CaptureFacts(
+            state.task_state, op_active=bool(creating), volume_backed=True,
+            snapshots=tuple(phases.SnapshotFact(s.id, s.volume_id, s.status)
+                            for s in (creating or snapshots[:1])))
 
 
 def _row(change):
@@ -119,7 +172,9 @@ def _row(change):
         change.task_state,
         common.power_state_name(change.power_state),
         change.phase,
+        change.capture,
         duration,
+        change.capture_evidence,
     )
 
 
@@ -132,10 +187,19 @@ class WatchTaskState(command.Lister):
     or ``--stream -f json``, rows appear as the changes happen; ``-f json``
     and ``-f yaml`` print one document when the watch ends.
 
-    Conditions for --until: ``idle`` (no task state), ``disk-safe`` (no
-    disk capture in progress: guest writes are safe), ``task-state=<value>``
-    (reached or, for image task states, passed), ``vm-state=<value>``,
-    ``status=<value>``, ``deleted``.
+    Conditions for --until: ``idle`` (no task state), ``disk-safe`` (the
+    disk capture is proven complete, or none runs: guest writes are safe),
+    ``task-state=<value>`` (reached or, for image task states, passed),
+    ``vm-state=<value>``, ``status=<value>``, ``deleted``.
+
+    The Capture column says what is known of the disk copy (none,
+    not-started, in-progress, complete, unknown, failed) and Capture
+    Evidence what shows it: by default the snapshot image's status in the
+    Image service (saving, importing or active proves the copy is over, on
+    every Nova driver), or the Cinder snapshots of a volume-backed server.
+    With --image, the watch follows known image-creates (any server
+    backing, also after they ended) and, without --until, ends when each
+    has ended.
     """
 
     _epilog = EXIT_CODES_HELP
@@ -148,9 +212,20 @@ class WatchTaskState(command.Lister):
         parser.add_argument(
             'servers',
             metavar='<server>',
-            nargs='+',
+            nargs='*',
             type=common.server_reference,
             help='Server(s) to watch (name or ID)',
+        )
+        parser.add_argument(
+            '--image',
+            metavar='<image>',
+            dest='images',
+            action='append',
+            default=[],
+            help='Follow the image-create of this image (name or ID), '
+                 'whatever the server backing; repeat for several. Without '
+                 '--until, end when each has ended: 0 all images active, '
+                 '3 one failed',
         )
         parser.add_argument(
             '--until',
@@ -196,21 +271,43 @@ class WatchTaskState(command.Lister):
         if parsed_args.stream and parsed_args.formatter != 'json':
             common.usage_error(self.cmd_name or 'watch',
                                '--stream needs -f json')
-        compute = self.app.client_manager.compute
+        if not (parsed_args.servers or parsed_args.images):
+            common.usage_error(self.cmd_name or 'watch',
+                               'give at least one <server> or --image')
+        model = common.capture_model(self.app)
+        manager = self.app.client_manager
+        block_storage = common.block_storage(self.app)
         tracks = []
         seen = {}
-        for name_or_id in parsed_args.servers:
-            server = cloud.find_server(compute, name_or_id,
-                                       notify=self._notify)
-            if server.id in seen:
+
+        def add(track, given):
+            if track.server_id in seen:
                 raise exceptions.CommandError(
                     'Server %s (%s) is given more than once (as %r and %r)'
-                    % (server.name, server.id, seen[server.id], name_or_id))
-            seen[server.id] = name_or_id
-            tracks.append(records.Track(server.id, server.name))
+                    % (track.name, track.server_id, seen[track.server_id],
+                       given))
+            seen[track.server_id] = given
+            tracks.append(track)
+        for name_or_id in parsed_args.servers:
+            server = cloud.find_server(manager.compute, name_or_id,
+                                       notify=self._notify)
+            add(records.Track(server.id, server.name, capture_model=model,
+                              volume_ids=cloud.volume_ids(server)),
+                name_or_id)
+        for name_or_id in parsed_args.images:
+            try:
+                track = cloud.image_track(manager.compute, manager.image,
+                                          block_storage, name_or_id, model)
+            except cloud.ImageNotFollowable as exc:
+                raise exceptions.CommandError(str(exc))
+            add(track, '--image %s' % name_or_id)
+        condition = parsed_args.until
+        if condition is None and parsed_args.images:
+            condition = conditions.phase_over('upload')
         self.watch = cloud.make_watch(
-            compute, self.app.client_manager.image, tracks,
-            condition=parsed_args.until,
+            manager.compute, manager.image, tracks,
+            block_storage=block_storage,
+            condition=condition,
             timeout=parsed_args.timeout,
             stall_timeout=parsed_args.stall_timeout,
             interval=parsed_args.interval,
@@ -278,6 +375,7 @@ class WatchTaskState(command.Lister):
             'Server Name': max(len(t.name) for t in self.watch.tracks),
             'Task State': max(len(s) for s in phases.TASK_STATES),
             'Phase': max(len(p) for p in phases.PHASE_ORDER),
+            'Capture': max(len(c) for c in phases.CAPTURE_STATES),
         }
         widths = [max(len(c), longest.get(c, 9)) for c in column_names]
         rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+\n'
