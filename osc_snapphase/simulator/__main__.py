@@ -21,6 +21,7 @@ import tempfile
 import threading
 
 from osc_snapphase.simulator import control
+from osc_snapphase.simulator import drivers
 from osc_snapphase.simulator import runner
 
 PROG = 'python -m osc_snapphase.simulator'
@@ -81,9 +82,12 @@ def build_parser():
                         help='cloud name in clouds.yaml; the admin cloud '
                         'gets the suffix -admin (default: snapsim)')
     parser.add_argument('--durations', type=parse_durations, default={},
-                        help='phase durations in seconds, e.g. '
-                        'pending=0.5,snapshot=3,pending_upload=1,'
-                        'uploading=20')
+                        help='step durations in seconds (bounce in ms), '
+                        'e.g. pending=0.5,snapshot=3,copy=2,uploading=20')
+    parser.add_argument('--driver', default='libvirt-file',
+                        choices=drivers.NAMES,
+                        help='Nova virt driver whose image-create order to '
+                        'follow (default: libvirt-file)')
     parser.add_argument('--token-lifetime', type=float, default=3600.0,
                         help='token lifetime in seconds (default: 3600)')
     parser.add_argument('--ready-file',
@@ -123,6 +127,7 @@ def main(argv=None):
     cloud.http_faults.extend(args.http_fault)
     cloud.config['hide_ext_sts'] = args.hide_ext_sts
     cloud.config['old_nova_actions'] = args.old_nova_actions
+    cloud.config['driver'] = args.driver
     state_dir = args.state_dir or tempfile.mkdtemp(prefix='snapsim-')
     sim.write_state(state_dir)
     stop = threading.Event()

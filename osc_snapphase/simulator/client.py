@@ -60,7 +60,11 @@ class ControlClient:
         return self._call('GET', '/state')
 
     def create_server(self, name='sim', **fields):
-        """Create one server at once (active unless told otherwise)."""
+        """Create one server at once (active unless told otherwise).
+
+        Fields include driver (its image-create order, see drivers.py)
+        and volume_backed.
+        """
         fields['name'] = name
         return self._call('POST', '/servers', fields)['server']
 
@@ -91,7 +95,11 @@ class ControlClient:
         return self._call('POST', '/images/%s/delete' % image_id, {})
 
     def configure(self, durations=None, **flags):
-        """Set durations, token_lifetime, hide_ext_sts, old_nova_actions."""
+        """Set durations, token_lifetime, flags and the default driver.
+
+        Flags: hide_ext_sts, old_nova_actions; driver: the Nova virt
+        driver order of servers created without one (see drivers.py).
+        """
         if durations:
             flags['durations'] = durations
         return self._call('POST', '/config', flags)

@@ -140,7 +140,10 @@ class Cloud:
             'token_lifetime': float(token_lifetime),
             'hide_ext_sts': False,
             'old_nova_actions': False,
+            # The Nova virt driver order of image-creates (drivers.py).
+            'driver': 'xenserver',
         }
+        self.ceph_fsid = new_id()
         self.projects = {
             'demo': {'id': uuid.uuid4().hex, 'name': 'demo'},
             'admin': {'id': uuid.uuid4().hex, 'name': 'admin'},

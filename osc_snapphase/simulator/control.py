@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 
+from osc_snapphase.simulator import drivers
 from osc_snapphase.simulator import glance
 from osc_snapphase.simulator import rest
 from osc_snapphase.simulator import tasks
@@ -43,6 +44,7 @@ def _server_view(cloud, server):
         'OS-EXT-STS:vm_state': server['vm_state'],
         'OS-EXT-STS:power_state': server['power_state'],
         'volume_backed': server['volume_backed'],
+        'driver': server.get('driver') or cloud.config['driver'],
         'internal_fault': server['fault'],
         'instance_faults': list(cloud.instance_faults.get(server['id'], [])),
     })
@@ -67,7 +69,9 @@ def state(server, req):
         'deleted_images': [_image_view(i)
                            for i in cloud.deleted_images.values()],
         'operations': [{'server_id': op.server_id, 'image_id': op.image_id,
-                        'kind': op.kind, 'phase': op.phase}
+                        'kind': op.kind, 'phase': op.phase,
+                        'driver': op.driver.name,
+                        'task_state': op.step.task_state}
                        for op in cloud.ops.values() if not op.done],
         'operation_faults': cloud.op_faults,
         'held': cloud.held_view(),
@@ -96,6 +100,7 @@ def create_servers(server, req):
                   if i['name'] == data.get('image', 'cirros')), None)
     if data.get('flavor', '1') not in cloud.flavors:
         raise Invalid('unknown flavor %s' % data.get('flavor'))
+    driver = data.get('driver') and drivers.check(data['driver'])
     created = []
     for index in range(count):
         name = data.get('name', prefix) if count == 1 else '%s%d' % (
@@ -104,6 +109,8 @@ def create_servers(server, req):
                                data.get('flavor', '1'),
                                image and image['id'],
                                data.get('volume_backed', False))
+        if driver:
+            srv['driver'] = driver
         ctx = {'user_id': user['id'], 'project_id': project['id']}
         tasks.record_action(cloud, srv, 'create', ctx)
         if data.get('build'):
@@ -148,6 +155,8 @@ def set_config(server, req):
     for flag in CONFIG_FLAGS:
         if flag in data:
             cloud.config[flag] = bool(data[flag])
+    if 'driver' in data:
+        cloud.config['driver'] = drivers.check(data['driver'])
     return {'config': dict(cloud.config), 'durations': dict(cloud.durations)}
 
 

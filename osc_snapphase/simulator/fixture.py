@@ -35,16 +35,19 @@ class SimulatorFixture(fixtures.Fixture):
     After setUp: auth_url, control_url, control (a ControlClient),
     state_dir, clouds_yaml (path), env (OS_* variables of the member
     user), admin_env, cloud_name, pid and cloud_env(cloud) for
-    OS_CLIENT_CONFIG_FILE plus OS_CLOUD.
+    OS_CLIENT_CONFIG_FILE plus OS_CLOUD. driver is the Nova virt
+    driver order (xenserver here, unlike the command's libvirt-file).
     """
 
     def __init__(self, durations=None, token_lifetime=None,
-                 cloud_name='snapsim', extra_args=(), startup_timeout=10.0):
+                 cloud_name='snapsim', extra_args=(), startup_timeout=10.0,
+                 driver='xenserver'):
         super().__init__()
         self.durations = durations or {}
         self.token_lifetime = token_lifetime
         self.cloud_name = cloud_name
         self.extra_args = list(extra_args)
+        self.driver = driver
         self.startup_timeout = startup_timeout
         self.process = None
 
@@ -54,7 +57,7 @@ class SimulatorFixture(fixtures.Fixture):
         ready = os.path.join(self.state_dir, 'ready.json')
         cmd = [sys.executable, '-m', 'osc_snapphase.simulator',
                '--state-dir', self.state_dir, '--ready-file', ready,
-               '--cloud-name', self.cloud_name]
+               '--cloud-name', self.cloud_name, '--driver', self.driver]
         if self.durations:
             cmd += ['--durations', ','.join(
                 '%s=%s' % item for item in self.durations.items())]

@@ -17,20 +17,10 @@ import time
 import uuid
 
 from osc_snapphase.simulator import cloud as cloud_mod
+from osc_snapphase.simulator import drivers
 from osc_snapphase.simulator import glance
 
-IMAGE_PHASES = (
-    ('pending', 'image_snapshot_pending'),
-    ('snapshot', 'image_snapshot'),
-    ('pending_upload', 'image_pending_upload'),
-    ('uploading', 'image_uploading'),
-)
-BACKUP_PHASES = (
-    ('backup', 'image_backup'),
-    ('pending_upload', 'image_pending_upload'),
-    ('uploading', 'image_uploading'),
-)
-PHASE_NAMES = ('pending', 'snapshot', 'backup', 'pending_upload', 'uploading')
+PHASE_NAMES = drivers.STEPS
 FAULT_KINDS = ('driver_error', 'image_deleted', 'stuck', 'stuck_saving',
                'server_deleted', 'vm_error')
 TRACEBACK = ('Traceback (most recent call last):\n'
@@ -160,10 +150,11 @@ def power(cloud, server, on):
 class Operation:
     """One running createImage or createBackup on one server."""
 
-    def __init__(self, kind, server_id, image_id, action, backup=None):
+    def __init__(self, kind, server_id, image_id, action, backup=None,
+                 driver='xenserver'):
         self.kind = kind
-        self.phases = BACKUP_PHASES if kind == 'createBackup' else (
-            IMAGE_PHASES)
+        self.driver = drivers.DRIVERS[driver]
+        self.steps = drivers.order(driver, kind == 'createBackup')
         self.server_id = server_id
         self.image_id = image_id
         self.action = action
@@ -172,10 +163,15 @@ class Operation:
         self.timer = None
         self.event = None
         self.done = False
+        self.capture = None
+
+    @property
+    def step(self):
+        return self.steps[self.index]
 
     @property
     def phase(self):
-        return self.phases[self.index][0]
+        return self.step.name
 
     def stop(self):
         self.done = True
@@ -223,9 +219,10 @@ def start_snapshot(cloud, server, ctx, kind, name, metadata, backup=None):
         return image, action
     image = glance.new_image(cloud, server['project_id'], name,
                              properties=props, min_disk=flavor['disk'])
-    op = Operation(kind, server['id'], image['id'], action, backup)
+    op = Operation(kind, server['id'], image['id'], action, backup,
+                   server.get('driver') or cloud.config['driver'])
     cloud.ops[server['id']] = op
-    cloud.update_server(server, task_state=op.phases[0][1])
+    cloud.update_server(server, task_state=op.step.task_state)
     name = 'compute_backup_instance' if backup else (
         'compute_snapshot_instance')
     # nova 34 spawns snapshot_instance as a task of its own, so the
@@ -247,7 +244,7 @@ def _volume_done(cloud, image_id):
 
 def _take_fault(cloud, op, server):
     def matches(rule):
-        return (rule['phase'] == op.phase
+        return (rule['phase'] in (op.phase, 'copy' if op.step.copy else '')
                 and rule.get('operation', 'any') in ('any', op.kind)
                 and rule.get('server') in (None, server['id'],
                                            server['name']))
@@ -255,21 +252,64 @@ def _take_fault(cloud, op, server):
 
 
 def _enter(cloud, op):
+    """Start the current step: its task state, image status, holds."""
     server = cloud.servers[op.server_id]
-    phase, state = op.phases[op.index]
-    if op.index > 0:
-        cloud.update_server(server, task_state=state)
+    step = op.step
+    if op.index > 0 and step.task_state:
+        cloud.update_server(server, task_state=step.task_state)
     image = cloud.images.get(op.image_id)
-    if phase == 'uploading' and image is not None:
-        cloud.set_image_status(image, 'saving')
-    cloud.checkpoint(server, phase, lambda: _run(cloud, op), key=id(op))
+    if step.image and image is not None:
+        cloud.set_image_status(image, step.image)
+
+    def run():
+        _run(cloud, op)
+
+    def copy():
+        # Held at 'copy' once the copy has started.
+        _copy_started(cloud, op, server, time.time())
+        cloud.checkpoint(server, 'copy', run, key=id(op))
+    if step.name == 'copy':
+        copy()
+    else:
+        cloud.checkpoint(server, step.name, copy if step.copy else run,
+                         key=id(op))
+
+
+def _fix_capture(op, server, now):
+    if op.capture['point_in_time'] is None:
+        op.capture.update(point_in_time=now,
+                          task_state=server['task_state'])
+
+
+def _copy_started(cloud, op, server, now):
+    """The disk copy starts (after a managedSave it already has)."""
+    if op.done:
+        return
+    if op.capture is None:
+        op.capture = cloud.record_capture(
+            op.server_id, op.image_id, op.driver.name, now,
+            task_state=server['task_state'])
+    if op.driver.fixed == 'start':
+        _fix_capture(op, server, now)
+
+
+def _step_done(cloud, op, server):
+    """The current step ends: a copy ends, a managedSave fixes one."""
+    now = time.time()
+    if op.step.copy and op.capture is not None:
+        _fix_capture(op, server, now)
+        op.capture['ended'] = now
+    elif op.driver.fixed == 'suspend' and op.phase in ('snapshot',
+                                                       'backup'):
+        _copy_started(cloud, op, server, now)
+        _fix_capture(op, server, now)
 
 
 def _run(cloud, op):
     if op.done:
         return
     server = cloud.servers[op.server_id]
-    delay = cloud.duration(op.phase)
+    delay = cloud.duration(op.step.duration)
     rule = _take_fault(cloud, op, server)
     if rule is not None:
         op.timer = cloud.later(delay * float(rule.get('at', 0.5)), _fault,
@@ -302,6 +342,9 @@ def _record_fault(cloud, op, server, message):
 def _end(cloud, op, server, result='Success', message=None):
     """End the operation; a message is a driver error (a fault)."""
     op.done = True
+    if op.capture is not None and op.capture['ended'] is None:
+        # A failed copy: the guest is resumed, its disk writable again.
+        op.capture['ended'] = time.time()
     if cloud.ops.get(op.server_id) is op:
         del cloud.ops[op.server_id]
     if message and server is not None:
@@ -341,10 +384,19 @@ def _advance(cloud, op):
         cloud.update_server(server, task_state=None)
         _end(cloud, op, server)
         return
-    if op.index + 1 < len(op.phases):
+    _step_done(cloud, op, server)
+    if op.index + 1 < len(op.steps):
         op.index += 1
         _enter(cloud, op)
         return
+    if op.driver.disk_format:
+        image['disk_format'] = op.driver.disk_format
+    if op.driver.name == 'libvirt-rbd':
+        # nova adds the location of the flattened clone; Glance turns
+        # the image active without an upload, so never 'saving'.
+        url = 'rbd://%s/images/%s/snap' % (cloud.ceph_fsid, image['id'])
+        image['properties'].update(direct_url=url, locations=[
+            {'url': url, 'metadata': {}}])
     glance.finish_upload(cloud, image)
     if op.backup:
         _rotate(cloud, server, op.backup)
@@ -381,7 +433,8 @@ def _fault(cloud, op, rule):
         delete(cloud, server)
         # The operation notices at the end of its phase.
         left = 1.0 - float(rule.get('at', 0.5))
-        op.timer = cloud.later(cloud.duration(op.phase) * max(0.0, left),
+        op.timer = cloud.later(cloud.duration(op.step.duration) *
+                               max(0.0, left),
                                _advance, cloud, op)
         return
     if kind == 'stuck_saving':

@@ -24,7 +24,8 @@ from osc_snapphase.simulator import runner
 
 FAST = {'build': 0.02, 'delete': 0.02, 'power': 0.02, 'pending': 0.03,
         'snapshot': 0.05, 'backup': 0.05, 'pending_upload': 0.03,
-        'uploading': 0.08, 'volume_snapshot': 0.05}
+        'uploading': 0.08, 'volume_snapshot': 0.05, 'copy': 0.05,
+        'bounce': 2, 'rbd_snapshot': 0.03, 'flatten': 0.05}
 
 
 class Reply:
