@@ -87,8 +87,8 @@ def create_backup(cloud, req, server, body):
     if error:
         return error
     if server['volume_backed']:
-        return rest.error(400, 'badRequest', "It's not supported to backup "
-                          "volume backed instance.")
+        return rest.error(400, 'badRequest', 'Backup is not supported for '
+                          'volume-backed instances.')
     image, _action = tasks.start_snapshot(
         cloud, server, req.ctx, 'createBackup', body['name'],
         body.get('metadata'), (body['backup_type'], rotation))

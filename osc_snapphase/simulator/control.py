@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 
+from osc_snapphase.simulator import cinder
 from osc_snapphase.simulator import drivers
 from osc_snapphase.simulator import glance
 from osc_snapphase.simulator import rest
@@ -83,6 +84,12 @@ def state(server, req):
         'users': {n: {'id': u['id'], 'project': u['project'],
                       'roles': u['roles']} for n, u in cloud.users.items()},
         'timers_pending': cloud.timers.pending(),
+        'volumes': [cinder.volume_view(cloud, v, cinder.MAX_VERSION,
+                                       ADMIN_CTX)
+                    for v in cinder.volumes(cloud).values()],
+        'volume_snapshots': [cinder.snapshot_view(cloud, s,
+                                                  cinder.MAX_VERSION)
+                             for s in cinder.snapshots(cloud).values()],
     }
 
 
@@ -111,6 +118,9 @@ def create_servers(server, req):
                                data.get('volume_backed', False))
         if driver:
             srv['driver'] = driver
+        if srv['volume_backed']:
+            cinder.boot_volume(cloud, srv, image,
+                               cloud.flavors[srv['flavor_id']]['disk'])
         ctx = {'user_id': user['id'], 'project_id': project['id']}
         tasks.record_action(cloud, srv, 'create', ctx)
         if data.get('build'):
@@ -162,10 +172,13 @@ def set_config(server, req):
 
 def check_op_fault(rule):
     rule = dict(rule)
-    if rule.get('phase') not in tasks.PHASE_NAMES:
-        raise Invalid('phase must be one of %s' % (tasks.PHASE_NAMES,))
-    if rule.get('kind') not in tasks.FAULT_KINDS:
-        raise Invalid('kind must be one of %s' % (tasks.FAULT_KINDS,))
+    phases = tasks.PHASE_NAMES + ('volume_snapshot',)
+    if rule.get('phase') not in phases:
+        raise Invalid('phase must be one of %s' % (phases,))
+    kinds = cinder.FAULT_KINDS if rule['phase'] == 'volume_snapshot' else (
+        tasks.FAULT_KINDS)
+    if rule.get('kind') not in kinds:
+        raise Invalid('kind must be one of %s' % (kinds,))
     if rule.get('operation', 'any') not in ('any', 'createImage',
                                             'createBackup'):
         raise Invalid('operation must be any, createImage or createBackup')
@@ -181,8 +194,9 @@ def check_http_fault(rule):
     rule.update(rule.pop('match', None) or {})
     if rule.get('kind') not in HTTP_FAULT_KINDS:
         raise Invalid('kind must be one of %s' % (HTTP_FAULT_KINDS,))
-    if rule.get('endpoint') not in (None, 'keystone', 'compute', 'image'):
-        raise Invalid('endpoint must be keystone, compute or image')
+    if rule.get('endpoint') not in (None, 'keystone', 'compute', 'image',
+                                    'volume'):
+        raise Invalid('endpoint must be keystone, compute, image or volume')
     if rule.get('path'):
         re.compile(rule['path'])
     rule.setdefault('count', 1)

@@ -92,8 +92,9 @@ def context(cloud, token):
     }
 
 
-def catalog(cloud):
+def catalog(cloud, project_id):
     base = cloud.base_url
+    volume = '%s/volume/v3/%s' % (base, project_id)
 
     def entry(stype, name, url):
         return {'type': stype, 'name': name, 'id': name + '-service',
@@ -103,7 +104,9 @@ def catalog(cloud):
                     'region_id': cloud_mod.REGION, 'url': url}]}
     return [entry('identity', 'keystone', base + '/identity'),
             entry('compute', 'nova', base + '/compute/v2.1'),
-            entry('image', 'glance', base + '/image')]
+            entry('image', 'glance', base + '/image'),
+            entry('block-storage', 'cinder', volume),
+            entry('volumev3', 'cinderv3', volume)]
 
 
 def token_body(cloud, record):
@@ -124,7 +127,7 @@ def token_body(cloud, record):
         body['is_domain'] = False
         body['roles'] = [{'id': role + '-role-id', 'name': role}
                          for role in user['roles']]
-        body['catalog'] = catalog(cloud)
+        body['catalog'] = catalog(cloud, project['id'])
     return {'token': body}
 
 

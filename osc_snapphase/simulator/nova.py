@@ -17,6 +17,7 @@ import time
 import urllib.parse
 
 from osc_snapphase.simulator import actions
+from osc_snapphase.simulator import cinder
 from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import rest
 from osc_snapphase.simulator import tasks
@@ -199,9 +200,13 @@ def create_server(cloud, req):
             return rest.error(400, 'badRequest',
                               'Flavor %s could not be found.'
                               % data.get('flavorRef'))
-        bdm = data.get('block_device_mapping_v2') or []
         image_ref = str(data.get('imageRef') or '').rsplit('/', 1)[-1]
-        volume_backed = not image_ref and bool(bdm)
+        plan, error = cinder.plan_boot(
+            cloud, req.ctx, data.get('block_device_mapping_v2') or [],
+            image_ref)
+        if error is not None:
+            return error
+        volume_backed = not image_ref
         if not volume_backed:
             image = cloud.images.get(image_ref)
             if image is None or image['status'] != 'active':
@@ -212,6 +217,7 @@ def create_server(cloud, req):
         srv = tasks.new_server(cloud, project, user, data['name'],
                                flavor['id'], image_ref or None,
                                volume_backed)
+        cinder.attach_boot(cloud, srv, req.ctx, plan)
         srv['metadata'] = dict(data.get('metadata') or {})
         srv['key_name'] = data.get('key_name')
         srv['description'] = data.get('description')
@@ -289,6 +295,15 @@ def _server_sub(key, value):
     return handler
 
 
+def volume_attachments(cloud, req):
+    with cloud.lock:
+        srv = cloud.visible_server(req.params['id'], req.ctx)
+        if srv is None:
+            return not_found(req.params['id'])
+        return rest.Response(200, {'volumeAttachments': (
+            cinder.attachments_view(cloud, srv, req.microversion))})
+
+
 def keypairs(cloud, req):
     return rest.Response(200, {'keypairs': []})
 
@@ -330,8 +345,7 @@ def register(router):
             ('/limits', limits),
             ('/servers/{id}/os-interface',
              _server_sub('interfaceAttachments', [])),
-            ('/servers/{id}/os-volume_attachments',
-             _server_sub('volumeAttachments', [])),
+            ('/servers/{id}/os-volume_attachments', volume_attachments),
             ('/servers/{id}/ips', _server_sub('addresses', {})),
             ('/servers/{id}/os-security-groups',
              _server_sub('security_groups', [])),

@@ -19,6 +19,7 @@ import socket
 import struct
 import time
 
+from osc_snapphase.simulator import cinder
 from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import control
 from osc_snapphase.simulator import glance
@@ -28,7 +29,7 @@ from osc_snapphase.simulator import rest
 
 LOG = logging.getLogger(__name__)
 SERVICES = (('/identity', 'keystone'), ('/compute', 'compute'),
-            ('/image', 'image'))
+            ('/image', 'image'), ('/volume', 'volume'))
 HTTP_FAULT_KINDS = ('status', 'reset', 'refuse_for', 'delay', 'malformed')
 HTML_PAGE = (b'<html><head><title>502 Bad Gateway</title></head><body>'
              b'<center><h1>502 Bad Gateway</h1></center><hr>'
@@ -40,6 +41,7 @@ def build_router():
     keystone.register(router)
     nova.register(router)
     glance.register(router)
+    cinder.register(router)
     return router
 
 
@@ -220,8 +222,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     'Keystone uri="%s/identity"' % cloud.base_url)
                 return resp
         compute = route[4] == 'compute' and path.startswith(nova.PREFIX + '/')
-        if compute:
-            error = nova.negotiate(req)
+        volume = route[4] == 'volume' and path.startswith(cinder.PREFIX + '/')
+        if compute or volume:
+            error = (nova if compute else cinder).negotiate(req)
             if error is not None:
                 return error
         try:
@@ -233,6 +236,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             LOG.exception('Handler for %s %s failed', method, path)
             resp = rest.error(500, 'computeFault',
                               'Unexpected API Error: %s' % exc)
-        if compute:
-            nova.decorate(req, resp)
+        if compute or volume:
+            (nova if compute else cinder).decorate(req, resp)
         return resp

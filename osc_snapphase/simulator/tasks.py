@@ -12,10 +12,10 @@
 
 """Timer-driven Nova task states: build, delete, power and snapshots."""
 
-import json
 import time
 import uuid
 
+from osc_snapphase.simulator import cinder
 from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import drivers
 from osc_snapphase.simulator import glance
@@ -204,19 +204,9 @@ def start_snapshot(cloud, server, ctx, kind, name, metadata, backup=None):
     flavor = cloud.flavors[server['flavor_id']]
     action = record_action(cloud, server, kind, ctx)
     if server['volume_backed']:
-        props.update({
-            'block_device_mapping': json.dumps([{
-                'source_type': 'snapshot', 'destination_type': 'volume',
-                'boot_index': 0, 'delete_on_termination': False,
-                'snapshot_id': cloud_mod.new_id(), 'device_name': '/dev/vda',
-                'volume_size': flavor['disk'], 'disk_bus': 'virtio',
-                'device_type': 'disk', 'volume_id': None}]),
-            'root_device_name': '/dev/vda', 'bdm_v2': 'True'})
-        image = glance.new_image(cloud, server['project_id'], name,
-                                 properties=props, min_disk=flavor['disk'],
-                                 disk_format=None, container_format=None)
-        cloud.later('volume_snapshot', _volume_done, cloud, image['id'])
-        return image, action
+        # nova 34 snapshot_volume_backed: Cinder snapshots, no task state.
+        add_event(action, 'api_snapshot_instance')
+        return cinder.snapshot_server(cloud, server, ctx, name, props), action
     image = glance.new_image(cloud, server['project_id'], name,
                              properties=props, min_disk=flavor['disk'])
     op = Operation(kind, server['id'], image['id'], action, backup,
@@ -234,12 +224,6 @@ def start_snapshot(cloud, server, ctx, kind, name, metadata, backup=None):
         add_event(action, name)
     _enter(cloud, op)
     return image, action
-
-
-def _volume_done(cloud, image_id):
-    image = cloud.images.get(image_id)
-    if image is not None and image['status'] == 'queued':
-        glance.finish_upload(cloud, image, size=0)
 
 
 def _take_fault(cloud, op, server):

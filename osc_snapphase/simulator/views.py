@@ -63,6 +63,15 @@ def _server_image(cloud, server):
             'links': links(cloud, 'images', server['image_id'])[1:]}
 
 
+def _volumes_attached(server, mv):
+    delete = {b['volume_id']: b['delete_on_termination']
+              for b in server.get('bdms') or []}
+    if mv < (2, 3):
+        return [{'id': v} for v in server['volumes']]
+    return [{'id': v, 'delete_on_termination': delete.get(v, False)}
+            for v in server['volumes']]
+
+
 def _fault(server, ctx):
     fault = server.get('fault')
     if not fault:
@@ -96,9 +105,7 @@ def server(cloud, srv, mv, ctx):
         'OS-SRV-USG:terminated_at': srv['terminated_at'] and (
             cloud_mod.isotime(srv['terminated_at'], micro=True,
                               zulu=False)),
-        'os-extended-volumes:volumes_attached': [
-            {'id': v, 'delete_on_termination': True}
-            for v in srv['volumes']],
+        'os-extended-volumes:volumes_attached': _volumes_attached(srv, mv),
         'locked': srv['locked'],
     }
     if status in ('ACTIVE', 'BUILD', 'REBUILD', 'RESIZE', 'VERIFY_RESIZE',
