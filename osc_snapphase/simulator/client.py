@@ -88,6 +88,18 @@ class ControlClient:
                 return image
         return None
 
+    def volume(self, volume_id):
+        """A Cinder volume as an admin sees it (microversion 3.71)."""
+        for volume in self.state()['volumes']:
+            if volume['id'] == volume_id:
+                return volume
+        return None
+
+    def volume_snapshots(self, volume_id=None):
+        """The Cinder snapshots (of one volume), as an admin sees them."""
+        return [s for s in self.state()['volume_snapshots']
+                if volume_id in (None, s['volume_id'])]
+
     def delete_server(self, server_id):
         return self._call('POST', '/servers/%s/delete' % server_id, {})
 
