@@ -14,6 +14,7 @@
 
 import json
 import os
+import select
 import subprocess
 import time
 
@@ -21,10 +22,13 @@ import fixtures
 import testtools
 from testtools import content
 
+from osc_snapphase.tests.functional_nova import cinder
 from osc_snapphase.tests.functional_nova import cloud
 from osc_snapphase.tests.functional_nova import driver
 
 IMAGE_ID = cloud.glance_fixture.GlanceFixture.image1['id']
+#: The bootable volume nova's Cinder fixture knows.
+BOOT_VOLUME = cinder.PhaseCinderFixture.IMAGE_BACKED_VOL
 FLAVOR = 'm1.tiny'
 _COMMAND_CACHE = {}
 
@@ -115,6 +119,48 @@ class NovaTestCase(testtools.TestCase):
         self.addCleanup(self._reap, proc)
         return proc
 
+    def finish_timed(self, proc, expect=0, timeout=180):
+        """Like finish(); the Result also gets ``output_at``.
+
+        ``output_at`` is the ``time.monotonic()`` when stdout first held a
+        complete JSON document (else when its last byte came; else the
+        exit): when the command had answered, without the interpreter's
+        exit.
+        """
+        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        data = {out_fd: b'', err_fd: b''}
+        open_fds = [out_fd, err_fd]
+        output_at = json_at = None
+        deadline = time.monotonic() + timeout
+        while open_fds:
+            left = deadline - time.monotonic()
+            ready = select.select(open_fds, [], [], max(0, left))[0]
+            if not ready and left <= 0:
+                self.fail('openstack %s still running after %ss'
+                          % (' '.join(proc.argv), timeout))
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_fds.remove(fd)
+                    continue
+                data[fd] += chunk
+                if fd == out_fd:
+                    output_at = time.monotonic()
+                    if json_at is None:
+                        try:
+                            json.loads(data[fd].decode())
+                            json_at = output_at
+                        except ValueError:
+                            pass
+        proc.wait(timeout)
+        result = Result(proc.argv, proc.returncode, data[out_fd].decode(),
+                        data[err_fd].decode(),
+                        time.monotonic() - proc.started)
+        result.output_at = json_at or output_at or time.monotonic()
+        if expect is not None and proc.returncode != expect:
+            self.fail('expected exit status %s: %r' % (expect, result))
+        return result
+
     def _reap(self, proc):
         if proc.poll() is None:
             proc.kill()
@@ -145,6 +191,46 @@ class NovaTestCase(testtools.TestCase):
             self.assertNotEqual('ERROR', server['status'], server)
             time.sleep(0.05)
         self.fail('server %s did not become ACTIVE' % name)
+
+    def boot_from_volume(self, name='vm1', volumes=(BOOT_VOLUME,),
+                         timeout=60):
+        """Boot a server from a volume; wait for ACTIVE.
+
+        ``volumes[0]`` is the root disk, the others data volumes, all in
+        block_device_mapping_v2 as ``openstack server create --volume``
+        and ``--block-device`` send them.
+        """
+        bdms = [{'boot_index': 0 if i == 0 else -1, 'uuid': volume_id,
+                 'source_type': 'volume', 'destination_type': 'volume'}
+                for i, volume_id in enumerate(volumes)]
+        resp = self._nova_post('/servers', {'server': {
+            'name': name, 'flavorRef': '1', 'networks': 'none',
+            'block_device_mapping_v2': bdms}})
+        server_id = resp['server']['id']
+
+        def active():
+            server = self.cloud.server(server_id)
+            self.assertNotEqual('ERROR', server['status'], server)
+            return (server['status'] == 'ACTIVE' and
+                    server['OS-EXT-STS:task_state'] is None)
+        self.wait_for(active, timeout=timeout, what='%s ACTIVE' % name)
+        return server_id
+
+    def volume_plan(self, volume_id=None, **kwargs):
+        """Script the next Cinder snapshots of a volume (None: all)."""
+        plan = self.cloud.cinder.set_plan(cinder.SnapshotPlan(**kwargs),
+                                          volume_id)
+        self.addCleanup(self.cloud.cinder.release_all)
+        return plan
+
+    def wait_snapshot_reads(self, snapshot_id, reads=2, since=0.0,
+                            timeout=60.0):
+        """Wait until a CLI has read a Cinder snapshot ``reads`` times."""
+        self.wait_for(
+            lambda: len(self.cloud.cinder_api.snapshot_reads(
+                snapshot_id, since)) >= reads,
+            timeout=timeout, what='%d reads of snapshot %s'
+                                  % (reads, snapshot_id))
 
     def _nova_post(self, path, body):
         import requests

@@ -28,7 +28,10 @@ seconds and in this process:
 * a minimal Keystone v3 (password auth, tokens with a catalog that points at
   this Nova and Glance; bodies built by ``keystoneauth1.fixture.V3Token``);
 * a Glance v2 HTTP view of Nova's Glance fixture (``queued``, ``saving``,
-  ``active`` image statuses as in real Glance).
+  ``active`` image statuses as in real Glance);
+* a Cinder v3 HTTP view of Nova's Cinder fixture (:mod:`.cinder`: volumes
+  and snapshots whose ``creating`` state the test holds and releases),
+  catalog types ``block-storage`` and ``volumev3``.
 
 The unmodified ``openstack`` executable works against it through the
 ``clouds.yaml`` the fixture writes (clouds ``nova-admin`` and ``nova-demo``)
@@ -59,6 +62,7 @@ from sqlalchemy import exc as sqla_exc
 
 # The package __init__ selects native threads before nova is imported.
 from osc_snapphase.tests import functional_nova  # noqa: F401
+from osc_snapphase.tests.functional_nova import cinder
 from osc_snapphase.tests.functional_nova import driver
 
 from nova.api.openstack import wsgi_app  # noqa: E402
@@ -219,6 +223,8 @@ class Keystone(object):
         for role in user['roles']:
             token.add_role(name=role, id=role)
         for service_type, url in sorted(self.catalog.items()):
+            # Real Keystone fills in endpoint templates (Cinder's URL).
+            url = url.replace('$(project_id)s', self.projects[project_name])
             service = token.add_service(service_type)
             service.add_standard_endpoints(public=url, internal=url,
                                            admin=url, region=REGION)
@@ -360,7 +366,16 @@ class PhaseGlanceFixture(glance_fixture.GlanceFixture):
 
     def create(self, context, metadata, data=None):
         with self._lock:
-            if context is not None and data is None:
+            if (context is not None and data is None and
+                    metadata.get('size') == 0):
+                # nova's "force_activate": a volume-backed snapshot image
+                # (size 0) is uploaded empty and is active at once.
+                metadata.setdefault('status', 'active')
+                metadata.setdefault('disk_format', 'raw')
+                metadata.setdefault('container_format', 'bare')
+                metadata.setdefault('created_at', _now())
+                metadata.setdefault('updated_at', metadata['created_at'])
+            elif context is not None and data is None:
                 metadata.setdefault('status', 'queued')
                 metadata.setdefault('created_at', _now())
                 metadata.setdefault('updated_at', metadata['created_at'])
@@ -412,6 +427,15 @@ class PhaseGlanceFixture(glance_fixture.GlanceFixture):
         return self.detail(None, filters={'instance_uuid': server_id})
 
 
+def _glance_property(key, value):
+    """A property value as Glance stores it from nova (image/glance.py)."""
+    if isinstance(value, str):
+        return value
+    if key in ('block_device_mapping', 'mappings'):
+        return json.dumps(value)
+    return str(value)
+
+
 class GlanceAPI(object):
     """A read/delete Glance v2 HTTP API over :class:`PhaseGlanceFixture`."""
 
@@ -453,7 +477,7 @@ class GlanceAPI(object):
         props.pop('owner', None)
         for key, value in props.items():
             if key not in out and value is not None:
-                out[key] = value if isinstance(value, str) else str(value)
+                out[key] = _glance_property(key, value)
         return out
 
     def _versions(self):
@@ -547,6 +571,8 @@ class _NovaHarness(integrated_helpers._IntegratedTestBase):
     def setUp(self):
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.GlanceFixture', PhaseGlanceFixture))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.CinderFixture', cinder.PhaseCinderFixture))
         super().setUp()
 
     def _setup_services(self):
@@ -651,6 +677,20 @@ class NovaCloud(fixtures.Fixture):
         # Stop HTTP before the harness tears down the databases; release
         # any driver still held in a phase first.
         self.addCleanup(driver.abort_all)
+
+        # Cinder v3: an HTTP view of nova's Cinder fixture (cinder.py); the
+        # catalog URL holds the project as real Keystone's template does.
+        self.cinder = self.harness.cinder
+        self.cinder_api = cinder.CinderAPI(self.cinder, self.keystone)
+        self.cinder_http = HTTPService('cinder', self.cinder_api)
+        self.cinder_url = self.cinder_api.url = self.cinder_http.url
+        volume_url = self.cinder_url + '/v3/$(project_id)s'
+        self.keystone.catalog.update({'block-storage': volume_url,
+                                      'volumev3': volume_url})
+        self.cinder_http.start()
+        self.addCleanup(self.cinder_http.stop)
+        # Let nova's compute stop polling held snapshots first.
+        self.addCleanup(self.cinder.release_all)
 
         if self.workdir is None:
             self.workdir = self.useFixture(fixtures.TempDir()).path
