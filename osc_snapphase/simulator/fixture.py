@@ -36,7 +36,7 @@ class SimulatorFixture(fixtures.Fixture):
     state_dir, clouds_yaml (path), env (OS_* variables of the member
     user), admin_env, cloud_name, pid and cloud_env(cloud) for
     OS_CLIENT_CONFIG_FILE plus OS_CLOUD. driver is the Nova virt
-    driver order (xenserver here, unlike the command's libvirt-file).
+    driver order (xenserver here; None: the command's libvirt-file).
     """
 
     def __init__(self, durations=None, token_lifetime=None,
@@ -57,7 +57,9 @@ class SimulatorFixture(fixtures.Fixture):
         ready = os.path.join(self.state_dir, 'ready.json')
         cmd = [sys.executable, '-m', 'osc_snapphase.simulator',
                '--state-dir', self.state_dir, '--ready-file', ready,
-               '--cloud-name', self.cloud_name, '--driver', self.driver]
+               '--cloud-name', self.cloud_name]
+        if self.driver:
+            cmd += ['--driver', self.driver]
         if self.durations:
             cmd += ['--durations', ','.join(
                 '%s=%s' % item for item in self.durations.items())]
