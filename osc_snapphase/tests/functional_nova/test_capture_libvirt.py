@@ -1,0 +1,306 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""The disk capture of nova's own LibvirtDriver, seen with ``openstack``.
+
+Each test boots a server on a real Nova whose compute runs
+``LibvirtDriver`` over fakelibvirt (:mod:`.libvirt`), holds the disk copy
+of one ``createImage`` until the test releases it, and checks with the real
+``openstack`` executable that:
+
+(a) ``server image create --wait-phase snapshot`` returns only after the
+    copy's point in time and the end of the copy, and within 1 s of the
+    moment the Glance double turned the image ``saving`` (``active`` for an
+    RBD direct snapshot, which never goes ``saving``);
+(b) ``server task-state watch --until disk-safe`` does likewise;
+(c) ``server task-state show`` run while the copy is held says
+    ``disk_writes_safe: false`` and capture ``in-progress`` (or
+    ``not-started``).
+
+Every moment is the driver's or Glance's own ``time.time()`` record, the
+exit of each CLI is taken when its process ends.  The uploads of the
+file-based paths are held too until both CLIs have ended, so a CLI that
+waited for ``active`` instead of ``saving`` cannot pass.
+
+Set ``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append the measured
+latencies of each run to that file.
+"""
+
+import json
+import os
+import threading
+import time
+
+import fixtures
+import testtools
+from testtools import content
+
+from osc_snapphase.tests.functional_nova import base
+from osc_snapphase.tests.functional_nova import libvirt
+
+IMAGE_CREATE = ('server', 'image', 'create')
+#: The product's promise: return within this long of the Glance status.
+WITHIN = 1.0
+#: How long the test waits for a CLI once the copy is released.
+CLI_WAIT = 45.0
+
+
+class ExitClock(object):
+    """Reads a background ``openstack`` to its end and times that end."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.stdout = self.stderr = None
+        self.ended_at = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.stdout, self.stderr = self.proc.communicate()
+        finally:
+            self.ended_at = time.time()
+            self.done.set()
+
+    def wait(self, timeout):
+        return self.done.wait(timeout)
+
+    def result(self):
+        return base.Result(self.proc.argv, self.proc.returncode,
+                           self.stdout or '', self.stderr or '',
+                           (self.ended_at or time.time()) -
+                           self.proc.started_wall)
+
+
+class LibvirtCaptureTestCase(base.SnapphaseTestCase):
+    """A real Nova whose compute is nova's LibvirtDriver on ``BACKEND``."""
+
+    BACKEND = None
+    #: the Glance status that proves the capture: 'saving' or 'active'
+    PROOF = 'saving'
+
+    def setUp(self):
+        # NovaTestCase.setUp with the libvirt variant of the cloud.
+        testtools.TestCase.setUp(self)
+        self.useFixture(fixtures.Timeout(
+            int(os.environ.get('OS_TEST_TIMEOUT', 300)), gentle=True))
+        self.cloud = self.useFixture(libvirt.LibvirtNovaCloud(self.BACKEND))
+        self.record = self.cloud.record
+        self.addOnException(self._attach_nova_log)
+        self.addOnException(self._attach_record)
+        self.require('server', 'task-state', 'show')
+        self.require('server', 'task-state', 'watch')
+        self.require(*IMAGE_CREATE, option='--wait-phase')
+
+    def _attach_record(self, exc_info):
+        self.addDetail('capture-record',
+                       content.text_content(self.record.describe()))
+
+    def start_cli(self, *args):
+        proc = self.openstack_start(*args)
+        proc.started_wall = time.time()
+        return proc, ExitClock(proc)
+
+    def wait_running(self, clock, server_id, since, known_tokens):
+        """Wait until a new CLI has polled the server twice, or ended."""
+        self.wait_for(
+            lambda: (clock.done.is_set() or self.cloud.server_reads(
+                server_id, since, known_tokens) >= 2),
+            timeout=60, what='two polls of server %s by the watch'
+                             % server_id)
+
+    def run_capture(self):
+        rec = self.record
+        server_id = self.boot('vm1')
+        t0 = time.time()
+        create, create_clock = self.start_cli(
+            *IMAGE_CREATE, 'vm1', '--name', 'snap1', '--wait-phase',
+            'snapshot', '-f', 'json')
+        rec.wait_reached('copy')
+        # The create CLI is polling with its own token by now.
+        since = time.monotonic()
+        known_tokens = self.cloud.tokens()
+        watch, watch_clock = self.start_cli(
+            'server', 'task-state', 'watch', 'vm1', '--until', 'disk-safe',
+            '--timeout', '120', '-f', 'json')
+        self.wait_running(watch_clock, server_id, since, known_tokens)
+        # (c) while the copy is held
+        shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
+        self.assertTrue(rec.is_held('copy'), 'the copy was not held')
+        held_task_state = self.cloud.task_state(server_id)
+        image_status = [i['status'] for i in self.images_of(server_id)]
+
+        rec.release('copy')
+        for clock in (create_clock, watch_clock):
+            clock.wait(CLI_WAIT)
+        upload_held_at_exit = rec.is_held('upload')
+        rec.release()
+        for clock in (create_clock, watch_clock):
+            self.assertTrue(clock.wait(CLI_WAIT), clock.result())
+        self.cloud.wait_task_state(server_id, None)
+
+        self.addDetail('capture-record',
+                       content.text_content(rec.describe(t0)))
+        return {
+            'server_id': server_id, 't0': t0, 'shown': shown,
+            'held_task_state': held_task_state,
+            'held_image_status': image_status,
+            'create': create_clock, 'watch': watch_clock,
+            'upload_held_at_exit': upload_held_at_exit,
+        }
+
+    def check(self, run):
+        """(a), (b) and (c) against the driver's and Glance's record."""
+        rec = self.record
+        point = rec.get('point_in_time')
+        ended = rec.get('copy_ended')
+        proof = rec.get('glance_%s' % self.PROOF)
+        self.assertIsNotNone(point, rec.describe())
+        self.assertIsNotNone(ended, rec.describe())
+        self.assertIsNotNone(proof, rec.describe())
+        self.assertLessEqual(point, ended)
+        self.assertLessEqual(ended, proof)
+
+        shown = run['shown']
+        failures = []
+        # (c)
+        if shown.get('disk_writes_safe') is not False:
+            failures.append('(c) show during the copy: disk_writes_safe=%r'
+                            % shown.get('disk_writes_safe'))
+        if shown.get('capture') not in ('in-progress', 'not-started'):
+            failures.append('(c) show during the copy: capture=%r'
+                            % shown.get('capture'))
+
+        timings = {}
+        for label, key in (('(a) image create --wait-phase snapshot',
+                            'create'),
+                           ('(b) task-state watch --until disk-safe',
+                            'watch')):
+            clock = run[key]
+            result = clock.result()
+            ended_at = clock.ended_at
+            timings[key] = ended_at - proof
+            if result.returncode != 0:
+                failures.append('%s: exit status %s: %r'
+                                % (label, result.returncode, result))
+                continue
+            if ended_at <= point:
+                failures.append('%s returned %.3f s BEFORE the point in time'
+                                % (label, point - ended_at))
+            if ended_at <= ended:
+                failures.append('%s returned %.3f s BEFORE the copy ended'
+                                % (label, ended - ended_at))
+            if ended_at < proof:
+                failures.append('%s returned %.3f s before the image went %s'
+                                % (label, proof - ended_at, self.PROOF))
+            elif ended_at - proof > WITHIN:
+                failures.append('%s returned %.3f s after the image went %s '
+                                '(more than %s s)'
+                                % (label, ended_at - proof, self.PROOF,
+                                   WITHIN))
+            out = result.json()
+            row = out if key == 'create' else out[-1]
+            capture = row.get('capture', row.get('Capture'))
+            if capture != 'complete':
+                failures.append('%s: capture=%r in %s'
+                                % (label, capture, json.dumps(row)))
+        if self.PROOF == 'saving' and not run['upload_held_at_exit']:
+            failures.append('the CLIs did not both return while the upload '
+                            'was held (image saving)')
+        self._report(run, point, ended, proof, timings)
+        if failures:
+            self.fail('\n'.join(failures) + '\n\nrecord:\n' +
+                      rec.describe(run['t0']) + '\n\nshow: ' +
+                      json.dumps(shown))
+
+    def _report(self, run, point, ended, proof, timings):
+        t0 = run['t0']
+        line = ('%s: point_in_time %+.3f s, copy_ended %+.3f s, glance %s '
+                '%+.3f s; create returned %+.3f s after %s, watch %+.3f s; '
+                'held in %s (image %s); show: disk_writes_safe=%s capture=%s'
+                % (self.BACKEND, point - t0, ended - t0, self.PROOF,
+                   proof - t0, timings['create'], self.PROOF,
+                   timings['watch'], run['held_task_state'],
+                   run['held_image_status'],
+                   run['shown'].get('disk_writes_safe'),
+                   run['shown'].get('capture')))
+        self.addDetail('timings', content.text_content(line))
+        path = os.environ.get('OSC_SNAPPHASE_CAPTURE_TIMINGS')
+        if path:
+            with open(path, 'a') as f:
+                f.write('%s %s\n%s\n'
+                        % (self.id(), line, self.record.describe(t0)))
+
+
+class TestLiveFileBacked(LibvirtCaptureTestCase):
+    """Live snapshot of a qcow2 disk: the mirror, then blockJobAbort."""
+
+    BACKEND = 'file'
+
+    def test_capture(self):
+        run = self.run_capture()
+        times = self.record.times
+        self.assertIn('extracted', times)
+        self.assertNotIn('suspended', times)
+        self.assertEqual('image_pending_upload', run['held_task_state'])
+        self.assertEqual(['queued'], run['held_image_status'])
+        self.check(run)
+
+
+class TestColdLVM(LibvirtCaptureTestCase):
+    """images_type=lvm: managedSave, qemu-img convert of the LV, resume."""
+
+    BACKEND = 'lvm'
+
+    def test_capture(self):
+        run = self.run_capture()
+        times = self.record.times
+        self.assertLess(times['suspended'], times['extract_started'])
+        self.assertLess(times['extract_ended'], times['resumed'])
+        self.assertEqual('image_pending_upload', run['held_task_state'])
+        self.assertEqual(['queued'], run['held_image_status'])
+        self.check(run)
+
+
+class TestRBDDirect(LibvirtCaptureTestCase):
+    """images_type=rbd: create_snap, clone and a held flatten."""
+
+    BACKEND = 'rbd'
+    PROOF = 'active'
+
+    def test_capture(self):
+        run = self.run_capture()
+        times = self.record.times
+        self.assertIn('rbd_clone', times)
+        self.assertNotIn('glance_saving', times)
+        self.assertNotIn('suspended', times)
+        self.assertEqual('image_uploading', run['held_task_state'])
+        self.assertEqual(['queued'], run['held_image_status'])
+        self.check(run)
+
+
+class TestRBDFallback(LibvirtCaptureTestCase):
+    """images_type=rbd, direct snapshot refused: suspend and convert."""
+
+    BACKEND = 'rbd-fallback'
+
+    def test_capture(self):
+        run = self.run_capture()
+        times = self.record.times
+        self.assertIn('direct_refused', times)
+        self.assertNotIn('rbd_clone', times)
+        self.assertLess(times['direct_refused'], times['suspended'])
+        self.assertLess(times['extract_ended'], times['resumed'])
+        self.assertEqual('image_pending_upload', run['held_task_state'])
+        self.assertEqual(['queued'], run['held_image_status'])
+        self.check(run)
