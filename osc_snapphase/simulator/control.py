@@ -60,6 +60,7 @@ def _image_view(image):
 
 def state(server, req):
     cloud = server.cloud
+    cinder.detach_gone(cloud)
     return {
         'auth_url': cloud.base_url + '/identity',
         'control_url': cloud.base_url + '/_sim',
