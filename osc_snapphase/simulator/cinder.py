@@ -128,8 +128,10 @@ def run_snapshot(cloud, snap, server=None, image_id=None):
 
     For a snapshot Nova made for an image of ``server``, a fault rule
     of phase volume_snapshot may end it in 'error' or delete it, and a
-    capture is recorded when it leaves 'creating'.
+    capture is recorded when it leaves 'creating'. Its point in time is
+    now, when the backend takes the snapshot (after any hold).
     """
+    snap['taken'] = time.time()
     delay = cloud.duration('volume_snapshot')
     rule = _take_fault(cloud, server) if server is not None else None
     if rule is None:
@@ -153,12 +155,14 @@ def _leave_creating(cloud, snap, status, server, image_id):
     else:
         _set_status(cloud, 'volume_snapshot', snap, status)
     if server is not None:
-        now = time.time()
+        # started: Nova asked Cinder; ended: the snapshot left 'creating'
+        # (Nova thaws the guest then). An error or a deleted snapshot
+        # fixed no content.
         cloud.record_capture(
             server['id'], image_id, 'cinder', snap['created_at'],
-            point_in_time=now, ended=now, task_state=None,
-            snapshot_id=snap['id'], volume_id=snap['volume_id'],
-            status=status)
+            point_in_time=snap['taken'] if status == 'available' else None,
+            ended=time.time(), task_state=None, snapshot_id=snap['id'],
+            volume_id=snap['volume_id'], status=status)
 
 
 # -- Nova: boot from volume and snapshot_volume_backed --------------------

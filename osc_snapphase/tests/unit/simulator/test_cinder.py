@@ -323,7 +323,11 @@ class TestVolumeBackedSnapshot(CinderTestCase):
         first = next(c for c in captures if c['image_id'] == image_id)
         self.assertEqual(('cinder', None), (first['driver'],
                                             first['task_state']))
-        self.assertLessEqual(first['started'], first['ended'])
+        # Created before the hold, fixed at the release, ended after it.
+        self.assertLess(first['started'], first['point_in_time'])
+        self.assertLessEqual(first['point_in_time'], first['ended'])
+        self.assertEqual((self.volume_id, 'available'), (
+            first['volume_id'], first['status']))
 
     def test_instance_action_event(self):
         self.create_image(self.sid)
@@ -346,8 +350,10 @@ class TestVolumeBackedSnapshot(CinderTestCase):
         # The image stays active, as Nova leaves it.
         self.assertEqual('active', self.control.image(image_id)['status'])
         self.control.wait_for(lambda s: self.control.captures(self.sid))
-        self.assertEqual('error',
-                         self.control.captures(self.sid)[0]['status'])
+        (capture,) = self.control.captures(self.sid)
+        self.assertEqual((snap_id, 'error', None), (
+            capture['snapshot_id'], capture['status'],
+            capture['point_in_time']))
 
     def test_fault_snapshot_deleted(self):
         self.control.add_fault('volume_snapshot', 'volume_snapshot_deleted',
