@@ -244,8 +244,8 @@ def plan_boot(cloud, ctx, bdms, image_ref):
                 return None, _bad(
                     "Images with destination_type 'volume' need to have a "
                     "non-zero size specified" if source == 'image' else
-                    'Block Device Mapping is Invalid: You specified more '
-                    'local devices than the limit allows')
+                    "Blank volumes (source: 'blank', dest: 'volume') need "
+                    "to have non-zero size")
         plan.append(item)
     return plan, None
 
@@ -608,7 +608,7 @@ def _list(cloud, req, table, key, view, fields):
     return rest.Response(200, body)
 
 
-def _summary(cloud, req, record, kind):
+def _summary(cloud, record, kind):
     return {'id': record['id'], 'name': record['name'],
             'links': _links(cloud, kind, record['project_id'],
                             record['id'])}
@@ -616,7 +616,7 @@ def _summary(cloud, req, record, kind):
 
 def list_volumes(cloud, req):
     return _list(cloud, req, volumes, 'volumes',
-                 lambda v: _summary(cloud, req, v, 'volumes'),
+                 lambda v: _summary(cloud, v, 'volumes'),
                  ('name', 'status'))
 
 
