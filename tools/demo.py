@@ -13,21 +13,43 @@
 """The osc-snapphase demo: a whole image-create on the bundled simulator.
 
 Run by ``tox -e demo``. It starts ``python -m osc_snapphase.simulator`` on
-127.0.0.1, boots a server with the unmodified ``openstack`` CLI, creates
-images and shows every phase with ``openstack server task-state show``,
+127.0.0.1 with the order of the Nova libvirt driver on file-backed disks,
+boots a server with the unmodified ``openstack`` CLI, creates images and
+shows every phase with ``openstack server task-state show`` (each phase is
+held by the simulator's control endpoint, so this works on any machine),
 ``openstack server task-state watch`` and ``--wait-phase``, then stops the
-simulator; nothing is left running.
+simulator; nothing is left running. Every command is printed so that it can
+be pasted into a shell while the demo runs.
 """
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 
-DURATIONS = 'pending=0.5,snapshot=3,pending_upload=1.5,uploading=6'
+from osc_snapphase.simulator import client
+
+DRIVER = 'libvirt-file'
+# Seconds (bounce: ms); the copy is the second image_pending_upload.
+DURATIONS = 'pending=0.5,snapshot=2,bounce=5,copy=3,uploading=5'
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+# The steps of a libvirt-file image-create, each held in turn.
+HELD_STEPS = (
+    ('pending', 'image_snapshot_pending: the API has accepted the request; '
+     'compute has not started'),
+    ('snapshot', 'image_snapshot: libvirt prepares; nothing is copied yet'),
+    ('pending_upload', 'the first image_pending_upload lasts milliseconds '
+     'on libvirt'),
+    ('uploading', 'the image_uploading "bounce": the image is still queued, '
+     'so this is no proof that the disk was copied'),
+    ('copy', 'the second image_pending_upload: the disk copy runs now '
+     '(libvirt live snapshot); the guest must stay quiet'),
+    ('uploading', 'image_uploading with the image saving: the copy is '
+     'over, only the upload runs'),
+)
 
 
 def say(text):
@@ -36,7 +58,7 @@ def say(text):
 
 def run(*args, check=True, quiet=False):
     """Run the openstack CLI, echo the command and its output."""
-    print('$ openstack %s' % ' '.join(args), flush=True)
+    print('$ %s' % shlex.join(['openstack'] + list(args)), flush=True)
     result = subprocess.run([OPENSTACK] + list(args), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if not quiet:
@@ -54,7 +76,7 @@ def start_simulator(state_dir):
     proc = subprocess.Popen(
         [sys.executable, '-m', 'osc_snapphase.simulator',
          '--state-dir', state_dir, '--ready-file', ready,
-         '--durations', DURATIONS],
+         '--driver', DRIVER, '--durations', DURATIONS],
         stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not os.path.exists(ready):
@@ -62,29 +84,29 @@ def start_simulator(state_dir):
             proc.kill()
             raise SystemExit('the simulator did not start')
         time.sleep(0.05)
+    with open(ready) as stream:
+        proc.control = client.ControlClient(json.load(stream)['control_url'])
     return proc
 
 
-def show_phases(server):
-    """Sample task-state show until idle, printing each new phase once."""
-    seen = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        result = subprocess.run(
-            [OPENSTACK, 'server', 'task-state', 'show', server, '-f',
-             'json'], text=True, stdout=subprocess.PIPE, check=True)
-        state = json.loads(result.stdout)
-        key = (state['task_state'], state['phase'])
-        if key != seen:
-            seen = key
-            print('  task_state=%-22s phase=%-12s disk_writes_safe=%-5s '
-                  'image_create_allowed=%s' % (
-                      state['task_state'], state['phase'],
-                      state['disk_writes_safe'],
-                      state['image_create_allowed']), flush=True)
-        if state['task_state'] is None:
-            return
-        time.sleep(0.2)
+def held_walk(control, server, image_name):
+    """Hold each step of an image-create and show the server in it."""
+    control.hold(HELD_STEPS[0][0], server)
+    run('server', 'image', 'create', server, '--name', image_name, '-c',
+        'id', '-c', 'status')
+    for index, (step, text) in enumerate(HELD_STEPS):
+        control.wait_held(step, server)
+        image = next(i for i in control.state()['images']
+                     if i['name'] == image_name)
+        print('\n-- held: %s (image %s)' % (text, image['status']))
+        run('server', 'task-state', 'show', server)
+        if index + 1 < len(HELD_STEPS):
+            control.hold(HELD_STEPS[index + 1][0], server)
+        control.release(step, server)
+    control.wait_for(lambda state: not any(
+        op['image_id'] == image['id'] for op in state['operations']))
+    print('\n-- done: the image is active, the server idle')
+    run('server', 'task-state', 'show', server)
 
 
 def main():
@@ -95,8 +117,11 @@ def main():
         os.environ['OS_CLIENT_CONFIG_FILE'] = os.path.join(state_dir,
                                                            'clouds.yaml')
         os.environ['OS_CLOUD'] = 'snapsim'
+        print('(to paste the commands below while the demo runs:)\n'
+              'export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=snapsim' % shlex.quote(
+                  os.environ['OS_CLIENT_CONFIG_FILE']))
         try:
-            demo()
+            demo(proc.control)
         finally:
             say('Stopping the simulator')
             proc.terminate()
@@ -108,17 +133,17 @@ def main():
             print('simulator stopped (exit status %s)' % proc.returncode)
 
 
-def demo():
+def demo(control):
     say('Booting a server with the unmodified CLI')
     run('server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros',
         '--nic', 'none', '--wait', 'db1', '-c', 'id', '-c', 'name', '-c',
         'status')
     run('server', 'task-state', 'show', 'db1')
 
-    say('Core image create (no wait), then task-state show in each phase')
-    run('server', 'image', 'create', 'db1', '--name', 'db1-a', '-c', 'id',
-        '-c', 'status')
-    show_phases('db1')
+    say('Core image create (no wait), then task-state show in each phase '
+        '(the simulator holds each one; Nova libvirt order, file-backed '
+        'disk)')
+    held_walk(control, 'db1', 'db1-a')
 
     say('Watching a whole image-create until the server is idle again')
     run('server', 'image', 'create', 'db1', '--name', 'db1-b', '-c', 'id')
