@@ -61,12 +61,18 @@ class VolumeBackedTestCase(base.SnapphaseTestCase):
         return resp.json()
 
     def image_with_snapshot(self, snapshot_id):
-        """The id of the image whose block_device_mapping names it."""
-        for image in self.cloud.glance.detail(None):
-            mapping = image.get('properties', {}).get('block_device_mapping')
-            if mapping and snapshot_id in json.dumps(mapping):
-                return image['id']
-        self.fail('no image names snapshot %s' % snapshot_id)
+        """The id of the image whose block_device_mapping names it.
+
+        Nova creates the image right after the snapshots: wait for it.
+        """
+        def find():
+            for image in self.cloud.glance.detail(None):
+                mapping = image.get('properties', {}).get(
+                    'block_device_mapping')
+                if mapping and snapshot_id in json.dumps(mapping):
+                    return image['id']
+        return self.wait_for(find, what='the image of snapshot %s'
+                             % snapshot_id)
 
     def snapshot(self, snapshot_id):
         """The snapshot as the Cinder v3 API shows it (None on 404)."""
@@ -273,17 +279,21 @@ class TestWatchImageVolumeBacked(VolumeBackedTestCase):
         self.require(*WATCH, option='--image')
 
     def test_watch_image_after_success_exits_0(self):
-        self.boot_bfv()
+        server_id = self.boot_bfv()
         plan, image_id, snapshot_id = self.create_held()
         plan.release()
-        self.wait_for(lambda: self.cinder.snapshot_status(snapshot_id) ==
-                      'available', what='snapshot available')
+        self.assertEqual('available', self.cinder.snapshot_status(
+            snapshot_id))
         result = self.openstack(*WATCH, '--image', image_id,
                                 '--timeout', '120', '-f', 'json')
         rows = result.json()
         self.assertTrue(rows, result)
+        self.assertEqual(server_id, rows[-1]['Server ID'])
+        self.assertIsNone(rows[-1]['Task State'])
         self.assertEqual('complete', rows[-1]['Capture'])
-        self.assertIn(snapshot_id, result.stdout + result.stderr)
+        self.assertIn(image_id, rows[-1]['Capture Evidence'])
+        self.assertEqual('available', self.cinder_api.last_read(
+            snapshot_id)[1])
 
     def test_watch_image_after_snapshot_error_exits_3(self):
         self.boot_bfv()
@@ -311,3 +321,43 @@ class TestWatchImageVolumeBacked(VolumeBackedTestCase):
         captures = [row['Capture'] for row in result.json()]
         self.assertEqual('complete', captures[-1])
         self.assertIn('in-progress', captures)
+
+
+class TestShowAndWatchServerVolumeBacked(VolumeBackedTestCase):
+    """``task-state show`` / ``watch <server>`` of a volume-backed server."""
+
+    def test_show_during_and_after_the_snapshot(self):
+        self.require('server', 'task-state', 'show')
+        server_id = self.boot_bfv()
+        plan, image_id, snapshot_id = self.create_held()
+        shown = self.openstack_json('server', 'task-state', 'show', 'bfv1')
+        self.assertEqual(server_id, shown['id'])
+        self.assertIsNone(shown['task_state'])
+        self.assertIs(True, shown['volume_backed'])
+        self.assertEqual(image_id, shown['image_id'])
+        self.assertEqual('in-progress', shown['capture'])
+        self.assertIs(False, shown['disk_writes_safe'])
+        self.assertIn(snapshot_id, shown['capture_evidence'])
+        plan.release()
+        shown = self.openstack_json('server', 'task-state', 'show', 'bfv1')
+        self.assertIsNone(shown['task_state'])
+        self.assertIs(True, shown['volume_backed'])
+        self.assertIs(True, shown['disk_writes_safe'])
+        self.assertIn(shown['capture'], ('complete', 'none'))
+
+    def test_watch_until_disk_safe_waits_for_the_snapshot(self):
+        self.require(*WATCH)
+        self.boot_bfv()
+        plan, image_id, snapshot_id = self.create_held()
+        watch = self.openstack_start(*WATCH, 'bfv1', '--until', 'disk-safe',
+                                     '--timeout', '120', '-f', 'json')
+        self.wait_snapshot_reads(snapshot_id, reads=2)
+        self.assertIsNone(watch.poll())
+        plan.release()
+        rows = self.finish_timed(watch).json()
+        self.assertEqual('available', self.cinder_api.last_read(
+            snapshot_id)[1])
+        captures = [row['Capture'] for row in rows]
+        self.assertEqual('in-progress', captures[0])
+        self.assertEqual('complete', captures[-1])
+        self.assertEqual({None}, {row['Task State'] for row in rows})
