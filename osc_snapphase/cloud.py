@@ -25,6 +25,7 @@ import types
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
+from openstack import resource
 
 from osc_snapphase import conditions
 from osc_snapphase import engine
@@ -210,7 +211,7 @@ def snapshot_ids(properties):
 
 def image_state(body):
     """ImageState from a Glance v2 image (a dict or an SDK Image)."""
-    if isinstance(body, dict):
+    if not isinstance(body, resource.Resource):
         properties = body
         get = body.get
     else:
@@ -322,9 +323,9 @@ def volume_ids(server):
     volume; ``attached_volumes`` lists its volumes.
     """
     image = server.image
-    image = (image.get('id') if isinstance(image, dict)
-             else getattr(image, 'id', image))
-    if image:
+    if image is None:
+        return ()   # not shown at all: nothing says volume-backed
+    if (image.get('id') if isinstance(image, dict) else image):
         return ()
     return tuple(v['id'] for v in (server.attached_volumes or [])
                  if isinstance(v, dict) and v.get('id'))

@@ -94,7 +94,7 @@ class Outcome:
         return 'Outcome(%s, %r)' % (self.kind, self.message)
 
 
-def _utcnow():
+def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
@@ -130,7 +130,7 @@ class Watch:
 
     def __init__(self, fetch, tracks, condition=None, images=None,
                  timeout=None, stall_timeout=None, interval=None,
-                 clock=time.monotonic, sleep=time.sleep, wall=_utcnow,
+                 clock=time.monotonic, sleep=time.sleep, wall=utcnow,
                  notify=None, on_poll=None, snapshots=None):
         self._fetch = fetch
         self.tracks = list(tracks)
@@ -301,11 +301,13 @@ class Watch:
             if track.state is None:
                 parts.append('%s: not seen yet' % track.label)
                 continue
-            parts.append('%s: task state %s (%s) for %s, capture %s' % (
+            capture = track.capture
+            parts.append('%s: task state %s (%s) for %s%s' % (
                 track.label, track.task_state or 'none',
                 phases.phase_of(track.task_state),
                 records.format_duration(self._clock() - track.task_since),
-                track.capture.state))
+                '' if capture.state == phases.CAPTURE_NONE
+                else ', capture %s' % capture.state))
         return 'Timed out after %s; %s' % (
             records.format_duration(self.elapsed()), '; '.join(parts))
 

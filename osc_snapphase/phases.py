@@ -211,13 +211,13 @@ def judge_capture(facts, model=DEFAULT_CAPTURE_MODEL):
     """
     task = facts.task_state if isinstance(facts.task_state, str) else None
     entry = TASK_STATES.get(task) if task else None
-    if facts.volume_backed and facts.op_active:
+    if facts.volume_backed and (facts.op_active or facts.op_succeeded):
         return _judge_volumes(facts, model)
     if entry is None and not facts.op_active:
-        if facts.op_succeeded and facts.image_id:
-            return Capture(CAPTURE_NONE, 'no capture runs; image %s is %s'
-                           % (facts.image_id, facts.image_status or 'active'),
-                           model)
+        if facts.op_succeeded:
+            return Capture(COMPLETE, 'the image-create ended; image %s is '
+                           '%s' % (facts.image_id,
+                                   facts.image_status or 'active'), model)
         if task:
             return Capture(CAPTURE_NONE, 'task %s is not an image operation'
                            % task, model)

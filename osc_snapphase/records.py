@@ -112,9 +112,13 @@ class Track:
                                     self.snapshots[sid].status
                                     if self.snapshots[sid] else None)
                 for sid in self.snapshot_ids)
+        status = self.image_status
+        if status is None and self.image_id and (
+                self.image_gone_at is not None or self.image_since):
+            status = 'deleted'   # read, and gone (404)
         return phases.CaptureFacts(
             self.task_state, self.op_active, self.op_max_step,
-            self.op_succeeded, self.image_id, self.image_status,
+            self.op_succeeded, self.image_id, status,
             self.image_since, self.volume_backed, snapshots)
 
     def judge(self):

@@ -67,9 +67,10 @@ class PhaseDurationsColumn(columns.FormattableColumn):
 class WaitPhaseHook(hooks.CommandHook):
     """Add --wait-phase to server image create and server backup create."""
 
-    # Seams for tests: the clock and sleep given to the engine.
+    # Seams for tests: the clocks and sleep given to the engine.
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
+    wall = staticmethod(engine.utcnow)
 
     def get_parser(self, parser):
         parser.add_argument(
@@ -197,7 +198,7 @@ class WaitPhaseHook(hooks.CommandHook):
             block_storage=block_storage,
             condition=conditions.phase_over(phase),
             timeout=parsed_args.wait_phase_timeout,
-            clock=self.clock, sleep=self.sleep,
+            clock=self.clock, sleep=self.sleep, wall=self.wall,
             notify=lambda message: app.stderr.write(message + '\n'),
             on_poll=on_poll)
         try:

@@ -203,9 +203,10 @@ class WatchTaskState(command.Lister):
     """
 
     _epilog = EXIT_CODES_HELP
-    # Seams for tests: the clock and sleep given to the engine.
+    # Seams for tests: the clocks and sleep given to the engine.
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
+    wall = staticmethod(engine.utcnow)
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -311,7 +312,7 @@ class WatchTaskState(command.Lister):
             timeout=parsed_args.timeout,
             stall_timeout=parsed_args.stall_timeout,
             interval=parsed_args.interval,
-            clock=self.clock, sleep=self.sleep,
+            clock=self.clock, sleep=self.sleep, wall=self.wall,
             notify=self._notify,
             on_poll=self._check_output)
         return WATCH_COLUMNS, self._rows()

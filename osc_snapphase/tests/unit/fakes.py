@@ -17,6 +17,7 @@ import datetime
 from unittest import mock
 import uuid
 
+from openstack.block_storage.v3 import _proxy as volume_proxy
 from openstack.compute.v2 import _proxy as compute_proxy
 from openstack.compute.v2 import server as server_v2
 from openstack import exceptions as sdk_exceptions
@@ -40,8 +41,12 @@ class TestCommand(base.TestCommand):
         super().setUp()
         self.app.client_manager.compute = mock.Mock(spec=compute_proxy.Proxy)
         self.app.client_manager.image = mock.Mock(spec=image_proxy.Proxy)
+        self.app.client_manager.volume = mock.Mock(spec=volume_proxy.Proxy)
         self.compute_client = self.app.client_manager.compute
         self.image_client = self.app.client_manager.image
+        self.volume_client = self.app.client_manager.volume
+        # The cloud's configuration (clouds.yaml, OS_* and --os-* options).
+        self.app.cloud = mock.Mock(config={})
         # osc-lib's FakeStdout lacks flush(), which real streams have.
         self.app.stdout.flush = lambda: None
 
@@ -137,9 +142,42 @@ class FakeImages:
         return self.get(image_id) if image_id else None
 
 
-def image_state(image_id, status, volume_backed=False):
+def image_state(image_id, status, volume_backed=False, snapshot_ids=None):
+    """An ImageState; volume-backed images name snapshot 'snap-1'."""
+    if volume_backed and snapshot_ids is None:
+        snapshot_ids = ('snap-1',)
     return records.ImageState(image_id, 'snap-' + image_id[:6], status,
-                              volume_backed)
+                              snapshot_ids)
+
+
+class FakeSnapshots:
+    """The engine's Cinder snapshot lookup, a timeline per snapshot.
+
+    :param timelines: ``{snapshot_id: [(time, status or None), ...]}``;
+        None: the snapshot does not exist (404)
+    :param volumes: ``{snapshot_id: volume_id}``
+    """
+
+    def __init__(self, clock, timelines, volumes=None):
+        self.clock = clock
+        self.timelines = timelines
+        self.volumes = volumes or {}
+        self.gets = []
+        self.listings = []
+
+    def get(self, snapshot_id):
+        self.gets.append(snapshot_id)
+        status = _at(self.timelines.get(snapshot_id, []), self.clock())
+        if status is None:
+            return None
+        return records.SnapshotState(
+            snapshot_id, self.volumes.get(snapshot_id, 'vol-1'), status)
+
+    def creating(self, volume_ids):
+        self.listings.append(tuple(volume_ids))
+        found = [self.get(sid) for sid in self.timelines
+                 if self.volumes.get(sid, 'vol-1') in volume_ids]
+        return [s for s in found if s is not None and s.status == 'creating']
 
 
 def create_one_server(attrs=None):
@@ -191,7 +229,11 @@ class ScriptedCompute:
         base = self.servers[server_id]
         info = {'id': base.id, 'name': base.name, 'status': 'ACTIVE',
                 'OS-EXT-STS:vm_state': 'active',
-                'OS-EXT-STS:power_state': 1}
+                'OS-EXT-STS:power_state': 1,
+                # What does not change: how the server was booted.
+                'image': base.image,
+                'os-extended-volumes:volumes_attached': (
+                    base.attached_volumes)}
         info.update(attrs)
         return server_v2.Server(**info)
 

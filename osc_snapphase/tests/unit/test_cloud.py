@@ -13,9 +13,13 @@
 
 """Tests of osc_snapphase.cloud: the openstacksdk adapters."""
 
+import json
 from unittest import mock
 
 from keystoneauth1 import exceptions as ks_exceptions
+from openstack.block_storage.v3 import _proxy as volume_proxy
+from openstack.block_storage.v3 import snapshot as volume_snapshot
+from openstack.block_storage.v3 import volume as volume_v3
 from openstack.compute.v2 import _proxy as compute_proxy
 from openstack import exceptions as sdk_exceptions
 from openstack.image.v2 import _proxy as image_proxy
@@ -192,15 +196,37 @@ class TestImageLookup(testtools.TestCase):
         image = fakes.create_one_image({'status': 'saving'})
         self.image_client.get_image.return_value = image
         self.assertEqual(
-            records.ImageState(image.id, image.name, 'saving', False),
+            records.ImageState(image.id, image.name, 'saving', None),
             self.images.get(image.id))
         self.image_client.get_image.assert_called_once_with(image.id)
 
-    def test_image_get_volume_backed(self):
-        image = fakes.create_one_image(
-            {'properties': {'block_device_mapping': '[]'}})
+    def test_image_get_instance_uuid(self):
+        image = fakes.create_one_image({'instance_uuid': 'srv-1'})
         self.image_client.get_image.return_value = image
-        self.assertTrue(self.images.get(image.id).volume_backed)
+        self.assertEqual('srv-1', self.images.get(image.id).instance_uuid)
+
+    def test_image_get_volume_backed(self):
+        # As Nova stores it in Glance: a JSON string (an unknown property
+        # of the SDK Image, kept in its properties).
+        image = fakes.create_one_image({
+            'status': 'active',
+            'block_device_mapping': json.dumps([
+                {'source_type': 'snapshot', 'snapshot_id': 'snap-1',
+                 'boot_index': 0},
+                {'source_type': 'blank', 'snapshot_id': None},
+                {'source_type': 'snapshot', 'snapshot_id': 'snap-2'}])})
+        self.image_client.get_image.return_value = image
+        state = self.images.get(image.id)
+        self.assertTrue(state.volume_backed)
+        self.assertEqual(('snap-1', 'snap-2'), state.snapshot_ids)
+
+    def test_snapshot_ids(self):
+        self.assertIsNone(cloud.snapshot_ids({}))
+        self.assertIsNone(cloud.snapshot_ids(None))
+        self.assertEqual((), cloud.snapshot_ids(
+            {'block_device_mapping': 'not json'}))
+        self.assertEqual(('s',), cloud.snapshot_ids(
+            {'block_device_mapping': [{'snapshot_id': 's'}]}))
 
     def test_image_get_not_found(self):
         self.image_client.get_image.side_effect = fakes.not_found()
@@ -221,7 +247,7 @@ class TestImageLookup(testtools.TestCase):
             {'id': image_id, 'name': 'snap', 'status': 'queued',
              'block_device_mapping': '[]'}]})
         self.assertEqual(
-            records.ImageState(image_id, 'snap', 'queued', True),
+            records.ImageState(image_id, 'snap', 'queued', ()),
             self.images.latest('srv'))
         self.image_client.get.assert_called_once_with(
             '/images', params={'instance_uuid': 'srv',
@@ -241,10 +267,73 @@ class TestImageLookup(testtools.TestCase):
         self.assertTrue(exc.malformed)
 
 
+class TestSnapshotLookup(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.volume_client = mock.Mock(spec=volume_proxy.Proxy)
+        self.snapshots = cloud.SnapshotLookup(self.volume_client)
+
+    def snapshot(self, **attrs):
+        info = {'id': fakes.new_id(), 'volume_id': 'vol-1',
+                'status': 'creating', 'created_at': '2026-12-02T03:00:00'}
+        info.update(attrs)
+        return volume_snapshot.Snapshot(**info)
+
+    def test_snapshot_get(self):
+        snap = self.snapshot()
+        self.volume_client.get_snapshot.return_value = snap
+        self.assertEqual(
+            records.SnapshotState(snap.id, 'vol-1', 'creating',
+                                  '2026-12-02T03:00:00'),
+            self.snapshots.get(snap.id))
+
+    def test_snapshot_get_not_found(self):
+        self.volume_client.get_snapshot.side_effect = fakes.not_found()
+        self.assertIsNone(self.snapshots.get('gone'))
+
+    def test_snapshot_get_transient(self):
+        self.volume_client.get_snapshot.side_effect = http_error(503)
+        self.assertRaises(engine.TransientError, self.snapshots.get, 'x')
+
+    def test_snapshot_creating_of_volumes(self):
+        old = self.snapshot(status='available',
+                            created_at='2026-12-01T00:00:00')
+        new = self.snapshot()
+        self.volume_client.snapshots.return_value = [old, new]
+        self.assertEqual([new.id], [s.id for s in
+                                    self.snapshots.creating(['vol-1'])])
+        self.volume_client.snapshots.assert_called_once_with(
+            details=True, volume_id='vol-1')
+
+    def test_snapshot_lookup_makes_its_proxy_when_needed(self):
+        made = []
+
+        def make():
+            made.append(1)
+            return self.volume_client
+        lookup = cloud.SnapshotLookup(make)
+        self.assertEqual([], made)
+        self.volume_client.get_snapshot.return_value = self.snapshot()
+        lookup.get('x')
+        lookup.get('y')
+        self.assertEqual([1], made)
+
+    def test_volume_ids(self):
+        image_backed = fakes.create_one_server({'image': {'id': 'img'}})
+        self.assertEqual((), cloud.volume_ids(image_backed))
+        volume_backed = fakes.create_one_server({
+            'image': '',
+            'os-extended-volumes:volumes_attached': [{'id': 'v1'},
+                                                     {'id': 'v2'}]})
+        self.assertEqual(('v1', 'v2'), cloud.volume_ids(volume_backed))
+
+
 class TestWatchApi(testtools.TestCase):
 
     def test_cloud_watch_builds_engine(self):
         connection = mock.Mock()
+        connection.config.config = {}
         server = fakes.create_one_server()
         connection.compute.find_server.return_value = server
         watch = cloud.watch(connection, [server.name], until='disk-safe',
@@ -254,3 +343,54 @@ class TestWatchApi(testtools.TestCase):
         self.assertEqual([server.id], [t.server_id for t in watch.tracks])
         self.assertEqual('disk-safe', str(watch.condition))
         self.assertEqual(60, watch.timeout)
+        self.assertEqual('image-status', watch.tracks[0].capture_model)
+
+    def test_cloud_watch_capture_model(self):
+        connection = mock.Mock()
+        connection.config.config = {'snapphase_capture_model': 'xenserver'}
+        connection.compute.find_server.return_value = (
+            fakes.create_one_server())
+        watch = cloud.watch(connection, ['vm1'])
+        self.assertEqual('xenserver', watch.tracks[0].capture_model)
+        watch = cloud.watch(connection, ['vm1'],
+                            capture_model='image-status')
+        self.assertEqual('image-status', watch.tracks[0].capture_model)
+        self.assertRaises(ValueError, cloud.watch, connection, ['vm1'],
+                          capture_model='guess')
+
+    def test_cloud_watch_images(self):
+        connection = mock.Mock()
+        connection.config.config = {}
+        server = fakes.create_one_server()
+        connection.image.find_image.return_value = fakes.create_one_image(
+            {'id': 'img-1', 'instance_uuid': server.id})
+        connection.compute.get_server.return_value = server
+        watch = cloud.watch(connection, images=['img-1'])
+        self.assertEqual([(server.id, 'img-1')],
+                         [(t.server_id, t.image_id) for t in watch.tracks])
+        self.assertEqual('upload phase over', str(watch.condition))
+
+    def test_image_track_volume_backed(self):
+        compute = mock.Mock(spec=compute_proxy.Proxy)
+        images = mock.Mock(spec=image_proxy.Proxy)
+        volumes = mock.Mock(spec=volume_proxy.Proxy)
+        server = fakes.create_one_server()
+        images.find_image.return_value = fakes.create_one_image({
+            'id': 'img-1', 'status': 'active',
+            'block_device_mapping': json.dumps([{'snapshot_id': 's1'}])})
+        volumes.get_snapshot.return_value = volume_snapshot.Snapshot(
+            id='s1', volume_id='v1', status='creating')
+        volumes.get_volume.return_value = volume_v3.Volume(
+            id='v1', attachments=[{'server_id': server.id}])
+        compute.get_server.return_value = server
+        track = cloud.image_track(compute, images, volumes, 'img-1')
+        self.assertEqual((server.id, 'img-1'),
+                         (track.server_id, track.image_id))
+        volumes.get_volume.assert_called_once_with('v1')
+
+    def test_image_track_not_of_a_server(self):
+        images = mock.Mock(spec=image_proxy.Proxy)
+        images.find_image.return_value = fakes.create_one_image(
+            {'id': 'img-1', 'status': 'active'})
+        self.assertRaises(cloud.ImageNotFollowable, cloud.image_track,
+                          mock.Mock(), images, None, 'img-1')

@@ -22,9 +22,10 @@ from osc_snapphase.tests.unit import fakes
 
 def make_track(task_state=None, vm_state='active', status='ACTIVE',
                exists=True, op_active=False, op_max_step=None,
-               op_succeeded=False, op_shelve=False, volume_backed=False):
+               op_succeeded=False, op_shelve=False, volume_backed=False,
+               image_status=None, snapshots=None, model='image-status'):
     server_id = fakes.new_id()
-    track = records.Track(server_id, 'vm1')
+    track = records.Track(server_id, 'vm1', capture_model=model)
     track.state = fakes.server_state(server_id, task_state, vm_state,
                                      status)
     track.exists = exists
@@ -33,14 +34,26 @@ def make_track(task_state=None, vm_state='active', status='ACTIVE',
     track.op_succeeded = op_succeeded
     track.op_shelve = op_shelve
     track.volume_backed = volume_backed
+    if image_status is not None:
+        track.image_id = 'img'
+        track.image_status = image_status
+    if snapshots is not None:
+        track.snapshot_ids = tuple(sorted(snapshots))
+        track.snapshots = {sid: records.SnapshotState(sid, 'vol', status)
+                           for sid, status in snapshots.items()}
+    track.judge()
     return track
 
 
 IDLE = dict()
-SNAPSHOT = dict(task_state='image_snapshot', op_active=True, op_max_step=1)
-# Saw image_snapshot, then image_uploading (image_pending_upload skipped).
+SNAPSHOT = dict(task_state='image_snapshot', op_active=True, op_max_step=1,
+                image_status='queued')
+# Saw image_snapshot, then image_uploading (image_pending_upload skipped),
+# the image saving: the copy is over.
 UPLOADING = dict(task_state='image_uploading', op_active=True,
-                 op_max_step=3)
+                 op_max_step=3, image_status='saving')
+# libvirt's bounce, or an RBD direct snapshot: uploading, image queued.
+UPLOADING_QUEUED = dict(UPLOADING, image_status='queued')
 SUCCEEDED = dict(op_succeeded=True)
 # Task state cleared, image not active yet.
 SETTLING = dict(op_active=True, op_max_step=3)
@@ -69,12 +82,20 @@ class TestParseUntil(testtools.TestCase):
         condition = conditions.parse_until('disk-safe')
         self.assertTrue(condition.holds(make_track(**IDLE)))
         self.assertTrue(condition.holds(make_track(**UPLOADING)))
-        self.assertTrue(condition.holds(
-            make_track(task_state='image_pending_upload')))
+        self.assertTrue(condition.holds(make_track(**SUCCEEDED)))
         self.assertTrue(condition.holds(make_track(task_state='rebooting')))
+        self.assertFalse(condition.holds(make_track(**UPLOADING_QUEUED)))
         for busy in ('image_snapshot_pending', 'image_snapshot',
-                     'image_backup', 'shelving'):
-            self.assertFalse(condition.holds(make_track(task_state=busy)))
+                     'image_backup', 'shelving', 'image_pending_upload',
+                     'image_uploading'):
+            self.assertFalse(condition.holds(make_track(
+                task_state=busy, op_active=True, image_status='queued')))
+            # Under the xenserver model, by the task state.
+            self.assertEqual(
+                busy in ('image_pending_upload', 'image_uploading'),
+                condition.holds(make_track(
+                    task_state=busy, op_active=True, image_status='queued',
+                    model='xenserver')), busy)
         self.assertFalse(condition.holds(make_track(**DELETED)))
 
     def test_until_parse_deleted(self):
@@ -167,10 +188,14 @@ class TestPhaseOver(testtools.TestCase):
         self.assertFalse(self.over(
             'snapshot', task_state='image_snapshot_pending', op_active=True,
             op_max_step=0))
+        self.assertFalse(self.over(
+            'snapshot', task_state='image_pending_upload', op_active=True,
+            op_max_step=2, image_status='queued'))
+        self.assertFalse(self.over('snapshot', **UPLOADING_QUEUED))
+        self.assertTrue(self.over('snapshot', **UPLOADING))
         self.assertTrue(self.over(
             'snapshot', task_state='image_pending_upload', op_active=True,
-            op_max_step=2))
-        self.assertTrue(self.over('snapshot', **UPLOADING))
+            op_max_step=2, image_status='queued', model='xenserver'))
         self.assertTrue(self.over('snapshot', **SUCCEEDED))
         self.assertFalse(self.over('snapshot', **DELETED))
 
@@ -178,7 +203,12 @@ class TestPhaseOver(testtools.TestCase):
         self.assertFalse(self.over('pending-upload', **SNAPSHOT))
         self.assertFalse(self.over(
             'pending-upload', task_state='image_pending_upload',
-            op_active=True, op_max_step=2))
+            op_active=True, op_max_step=2, model='xenserver'))
+        # The second image_pending_upload of libvirt (after the bounce).
+        self.assertFalse(self.over(
+            'pending-upload', task_state='image_pending_upload',
+            op_active=True, op_max_step=3, image_status='queued'))
+        self.assertFalse(self.over('pending-upload', **UPLOADING_QUEUED))
         self.assertTrue(self.over('pending-upload', **UPLOADING))
         self.assertTrue(self.over('pending-upload', **SUCCEEDED))
 
@@ -195,10 +225,17 @@ class TestPhaseOver(testtools.TestCase):
             self.assertFalse(self.over(phase, **IDLE))
 
     def test_phase_over_volume_backed(self):
-        volume = dict(op_active=True, volume_backed=True)
-        self.assertTrue(self.over('snapshot', **volume))
-        self.assertFalse(self.over('pending-upload', **volume))
-        self.assertFalse(self.over('upload', **volume))
+        creating = dict(op_active=True, volume_backed=True,
+                        image_status='active',
+                        snapshots={'s1': 'available', 's2': 'creating'})
+        for phase in conditions.WAIT_PHASES:
+            self.assertFalse(self.over(phase, **creating))
+        done = dict(creating, snapshots={'s1': 'available',
+                                         's2': 'available'})
+        self.assertTrue(self.over('snapshot', **done))
+        self.assertTrue(self.over('pending-upload', **done))
+        # Only the engine ends the operation (op_succeeded).
+        self.assertFalse(self.over('upload', **done))
 
     def test_phase_over_name(self):
         self.assertEqual('upload phase over',

@@ -39,6 +39,11 @@ class EngineTestCase(testtools.TestCase):
 
     def make_watch(self, timeline, images=None, tracks=None, until=None,
                    condition=None, errors=(), **kwargs):
+        """A Watch over scripted servers and images.
+
+        ``images=[]`` gives an image lookup that finds none; None: no
+        image lookup at all.
+        """
         timelines = (timeline if isinstance(timeline, dict)
                      else {self.server_id: timeline})
         self.fetch = fakes.ScriptedFetch(self.clock, timelines, errors)
@@ -117,16 +122,87 @@ class TestWatchSnapshot(EngineTestCase):
         self.assertEqual(engine.MET, watch.outcome.kind)
         self.assertEqual(6.0, watch.outcome.elapsed)
 
-    def test_watch_snapshot_disk_safe_during_upload(self):
+    def test_watch_snapshot_disk_safe_when_image_saving(self):
+        # No task state proves the copy: only the image going saving.
         watch = self.make_watch(
             self.timeline(), until='disk-safe',
-            images=[(0, self.image('queued'))], interval=1)
+            images=[(0, self.image('queued')), (8, self.image('saving'))],
+            interval=1)
+        rows = list(watch)
         self.assertEqual(
-            ['image_snapshot_pending', 'image_snapshot',
-             'image_pending_upload'], [c.task_state for c in watch])
+            [('image_snapshot_pending', 'not-started'),
+             ('image_snapshot', 'in-progress'),
+             ('image_pending_upload', 'in-progress'),
+             ('image_uploading', 'in-progress'),
+             ('image_uploading', 'complete')],
+            [(c.task_state, c.capture) for c in rows])
         self.assertEqual(engine.MET, watch.outcome.kind)
-        self.assertEqual('Condition disk-safe met after 5.0s',
+        self.assertEqual('Condition disk-safe met after 8.0s',
                          watch.outcome.message)
+        self.assertEqual('image %s saving since 00:00:08Z' % self.image_id,
+                         rows[-1].capture_evidence)
+
+    def test_watch_libvirt_bounce_is_not_proof(self):
+        # libvirt file-backed: pending_upload -> uploading (ms, image still
+        # queued) -> pending_upload (the copy) -> uploading (saving).
+        timeline = [(0, self.state('image_snapshot')),
+                    (1, self.state('image_pending_upload')),
+                    (2, self.state('image_uploading')),
+                    (3, self.state('image_pending_upload')),
+                    (9, self.state('image_uploading')),
+                    (30, self.state())]
+        track = records.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            timeline, tracks=[track],
+            images=[(0, self.image('queued')), (9, self.image('saving')),
+                    (30, self.image('active'))],
+            condition=conditions.phase_over('snapshot'), interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(9.0, watch.outcome.elapsed)
+
+    def test_watch_rbd_direct_proof_is_the_end(self):
+        # RBD direct snapshot: queued until active, never saving.
+        timeline = [(0, self.state('image_snapshot')),
+                    (1, self.state('image_pending_upload')),
+                    (1.5, self.state('image_uploading')),
+                    (12, self.state())]
+        watch = self.make_watch(
+            timeline, until='disk-safe',
+            images=[(0, self.image('queued')), (12, self.image('active'))],
+            interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(12.0, watch.outcome.elapsed)
+
+    def test_watch_xenserver_model_judges_by_task_state(self):
+        track = records.Track(self.server_id, capture_model='xenserver')
+        watch = self.make_watch(
+            self.timeline(), until='disk-safe', tracks=[track],
+            images=[(0, self.image('queued'))], interval=1)
+        rows = list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(5.0, watch.outcome.elapsed)
+        self.assertEqual('xenserver', track.capture.model)
+        self.assertIn('xenserver model', rows[-1].capture_evidence)
+
+    def test_watch_image_checked_every_poll_until_proof(self):
+        track = records.Track(self.server_id, image_id=self.image_id)
+        watch = self.make_watch(
+            [(0, self.state('image_pending_upload')),
+             (4, self.state('image_uploading'))], tracks=[track],
+            images=[(0, self.image('queued')), (4, self.image('saving'))],
+            timeout=30, interval=1)
+        list(watch)
+        # One lookup per poll until saving at 4 s, then every 10 s.
+        self.assertEqual(5 + 2, len(self.images.gets))
+
+    def test_watch_idle_server_no_image_lookup(self):
+        watch = self.make_watch([(0, self.state())], images=[], timeout=30,
+                                interval=1)
+        list(watch)
+        self.assertEqual([], self.images.gets)
+        self.assertEqual([], self.images.latests)
 
     def test_watch_snapshot_without_image_lookup(self):
         watch = self.make_watch(self.timeline(), until='idle', interval=1)
@@ -138,7 +214,8 @@ class TestWatchSnapshot(EngineTestCase):
                     (3, self.state('image_uploading'))]
         track = records.Track(self.server_id, image_id=self.image_id)
         watch = self.make_watch(
-            timeline, images=[(0, self.image('saving'))], tracks=[track],
+            timeline, images=[(0, self.image('queued')),
+                              (3, self.image('saving'))], tracks=[track],
             condition=conditions.phase_over('snapshot'), interval=1)
         list(watch)
         self.assertEqual(engine.MET, watch.outcome.kind)
@@ -181,26 +258,67 @@ class TestWatchShortPhases(EngineTestCase):
         self.assertEqual(engine.MET, watch.outcome.kind)
         self.assertEqual(1.0, watch.outcome.elapsed)
 
-    def test_watch_phase_volume_backed(self):
-        images = [(0, self.image('queued', volume_backed=True)),
-                  (3, self.image('active', volume_backed=True))]
+    def volume_watch(self, phase, snapshots, image='active', **kwargs):
         track = records.Track(self.server_id, image_id=self.image_id)
+        self.snapshots = fakes.FakeSnapshots(
+            self.clock, {'snap-1': snapshots}, {'snap-1': 'vol-1'})
         watch = self.make_watch(
-            [(0, self.state())], images=images, tracks=[track],
-            condition=conditions.phase_over('snapshot'), interval=1)
-        list(watch)
-        self.assertEqual(engine.MET, watch.outcome.kind)
-        self.assertEqual(0.0, watch.outcome.elapsed)
-        self.assertTrue(watch.tracks[0].volume_backed)
+            [(0, self.state())], images=[(0, self.image(image,
+                                                        volume_backed=True))],
+            tracks=[track], condition=conditions.phase_over(phase),
+            interval=1, snapshots=self.snapshots, **kwargs)
+        rows = list(watch)
+        return watch, rows
 
-        self.clock = fakes.FakeClock()
-        track = records.Track(self.server_id, image_id=self.image_id)
-        watch = self.make_watch(
-            [(0, self.state())], images=images, tracks=[track],
-            condition=conditions.phase_over('upload'), interval=1)
-        list(watch)
+    def test_watch_phase_volume_backed_waits_for_snapshots(self):
+        # Nova answers with an active image; the Cinder snapshot is the copy.
+        watch, rows = self.volume_watch(
+            'snapshot', [(0, 'creating'), (3, 'available')])
         self.assertEqual(engine.MET, watch.outcome.kind)
         self.assertEqual(3.0, watch.outcome.elapsed)
+        self.assertTrue(watch.tracks[0].volume_backed)
+        self.assertEqual(['in-progress', 'complete'],
+                         [c.capture for c in rows])
+        self.assertIn('snap-1', rows[0].capture_evidence)
+
+    def test_watch_phase_volume_backed_upload(self):
+        watch, _rows = self.volume_watch(
+            'upload', [(0, 'creating'), (2, 'available')])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(2.0, watch.outcome.elapsed)
+        self.assertTrue(watch.tracks[0].op_succeeded)
+
+    def test_watch_phase_volume_backed_snapshot_error(self):
+        watch, _rows = self.volume_watch(
+            'snapshot', [(0, 'creating'), (2, 'error')])
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(
+            'The image-create of server vm1 (%s) failed after 2.0s: volume '
+            'snapshot snap-1 of volume vol-1 is error; image %s cannot be '
+            'used (it may stay active in the Image service)'
+            % (self.server_id, self.image_id), watch.outcome.message)
+
+    def test_watch_phase_volume_backed_snapshot_deleted(self):
+        watch, _rows = self.volume_watch(
+            'snapshot', [(0, 'creating'), (2, None)])
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertIn('volume snapshot snap-1 is gone (404)',
+                      watch.outcome.message)
+
+    def test_watch_volume_backed_server_by_name(self):
+        # No task state, no image: the snapshots of its volumes tell.
+        track = records.Track(self.server_id, volume_ids=('vol-1',))
+        snapshots = fakes.FakeSnapshots(
+            self.clock, {'snap-9': [(0, 'creating'), (4, 'available')]},
+            {'snap-9': 'vol-1'})
+        watch = self.make_watch([(0, self.state())], tracks=[track],
+                                images=[], snapshots=snapshots,
+                                until='disk-safe', interval=1)
+        rows = list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(4.0, watch.outcome.elapsed)
+        self.assertEqual(['in-progress', 'complete'],
+                         [c.capture for c in rows])
 
     def test_watch_phase_hook_track_waits_for_image(self):
         # Task state null, image still saving: settling, not done.
@@ -279,7 +397,9 @@ class TestWatchFailures(EngineTestCase):
             [(0, self.state('image_uploading'))],
             images=[(0, self.image('saving')), (5, None)],
             until='idle', interval=1)
-        self.assertEqual(['image_uploading'], [c.task_state for c in watch])
+        self.assertEqual([('image_uploading', 'complete'),
+                          ('image_uploading', 'failed')],
+                         [(c.task_state, c.capture) for c in watch])
         self.assertEqual(engine.FAILED, watch.outcome.kind)
         # Seen gone at 10 s; still in its task state IMAGE_GONE_GRACE later.
         self.assertEqual(11.0, watch.outcome.elapsed)
@@ -349,8 +469,9 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(5.0, watch.outcome.elapsed)
         self.assertEqual(
             'Timed out after 5.0s; vm1 (%s): task state image_uploading '
-            '(upload) for 5.0s; vm1 (%s): task state image_snapshot '
-            '(disk-capture) for 3.0s' % (self.server_id, other_id),
+            '(upload) for 5.0s, capture unknown; vm1 (%s): task state '
+            'image_snapshot (disk-capture) for 3.0s, capture unknown'
+            % (self.server_id, other_id),
             watch.outcome.message)
 
     def test_watch_timeout_skips_servers_that_are_done(self):
@@ -513,6 +634,7 @@ class TestWatchSchedule(EngineTestCase):
 
     def test_watch_interval_adaptive_upload_grows(self):
         watch = self.make_watch([(0, self.state('image_uploading'))],
+                                images=[(0, self.image('saving'))],
                                 timeout=60)
         list(watch)
         self.assertEqual(0.25, self.clock.sleeps[0])

@@ -17,6 +17,7 @@ import argparse
 import io
 from unittest import mock
 
+from openstack.block_storage.v3 import snapshot as volume_snapshot
 from openstackclient.compute.v2 import server_backup
 from openstackclient.compute.v2 import server_image
 from osc_lib import exceptions
@@ -51,6 +52,7 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.hook = list(self.cmd._hooks)[0].obj
         self.hook.clock = self.clock
         self.hook.sleep = self.clock.sleep
+        self.hook.wall = self.clock.wall
 
     def script(self, servers, images):
         compute = fakes.ScriptedCompute(
@@ -122,7 +124,8 @@ class TestWaitPhaseHook(fakes.TestCommand):
                                 parsed_args)
         self.assertEqual(
             'Server vm1 (%(id)s) is busy: task state image_uploading '
-            '(upload: The image is being uploaded to the Image service); '
+            '(upload: The image is being uploaded (libvirt with RBD takes '
+            'its snapshot at the start of this state)); '
             'Nova would refuse a new image (HTTP 409), so none was created. '
             'Wait for it with: openstack server task-state watch %(id)s '
             '--until idle' % {'id': self.server.id}, str(exc))
@@ -142,28 +145,116 @@ class TestWaitPhaseHook(fakes.TestCommand):
         return self.hook.after(parsed_args, self.core_output())
 
     def test_wait_phase_hook_after_snapshot_over(self):
+        # libvirt order: the bounce, the copy in the second
+        # image_pending_upload, and the image saving at the upload.
         self.script(
             [(0, {'OS-EXT-STS:task_state': 'image_snapshot_pending'}),
              (0.2, {'OS-EXT-STS:task_state': 'image_snapshot'}),
-             (3, {'OS-EXT-STS:task_state': 'image_pending_upload'})],
-            [(0, {'status': 'queued'})])
+             (1, {'OS-EXT-STS:task_state': 'image_pending_upload'}),
+             (1.2, {'OS-EXT-STS:task_state': 'image_uploading'}),
+             (1.4, {'OS-EXT-STS:task_state': 'image_pending_upload'}),
+             (6, {'OS-EXT-STS:task_state': 'image_uploading'})],
+            [(0, {'status': 'queued'}), (6, {'status': 'saving'})])
         # before() saw the server idle, before the image was requested.
         self.compute_client.find_server.side_effect = None
         self.compute_client.find_server.return_value = self.server
         columns, data = self.run_hook(['--wait-phase', 'snapshot'])
         info = dict(zip(columns, data))
         self.assertEqual(
-            ['id', 'name', 'phase_durations', 'properties', 'server_phase',
-             'status'], list(columns))
-        self.assertEqual('packaging', info['server_phase'])
+            ['capture', 'capture_evidence', 'capture_model', 'id', 'name',
+             'phase_durations', 'properties', 'server_phase', 'status'],
+            list(columns))
+        self.assertEqual('upload', info['server_phase'])
+        self.assertEqual(('complete', 'image-status'),
+                         (info['capture'], info['capture_model']))
+        self.assertIn('image %s saving' % self.image_id,
+                      info['capture_evidence'])
+        self.assertAlmostEqual(6.0, self.clock.now, delta=0.5)
+        self.assertGreaterEqual(self.clock.now, 6.0)
         durations = info['phase_durations'].machine_readable()
-        self.assertEqual(['disk-capture', 'packaging'], list(durations))
-        self.assertAlmostEqual(3.0, durations['disk-capture'])
+        self.assertEqual(['disk-capture', 'packaging', 'upload'],
+                         list(durations))
         self.assertEqual(self.image_id, info['id'])
         self.assertIn('Image %s of server vm1 (%s) requested; waiting for '
                       'the end of the snapshot phase (timeout 1h00m)'
                       % (self.image_id, self.server.id),
                       self.app.stderr.getvalue())
+
+    def test_wait_phase_hook_xenserver_model(self):
+        self.app.cloud.config = {'snapphase_capture_model': 'xenserver'}
+        self.script(
+            [(0, {'OS-EXT-STS:task_state': 'image_snapshot'}),
+             (3, {'OS-EXT-STS:task_state': 'image_pending_upload'})],
+            [(0, {'status': 'queued'})])
+        self.compute_client.find_server.side_effect = None
+        self.compute_client.find_server.return_value = self.server
+        columns, data = self.run_hook(['--wait-phase', 'snapshot'])
+        info = dict(zip(columns, data))
+        self.assertEqual(('complete', 'xenserver'),
+                         (info['capture'], info['capture_model']))
+        self.assertAlmostEqual(3.0, self.clock.now, delta=0.5)
+
+    def volume_backed(self):
+        self.server = fakes.create_one_server({
+            'name': 'vm1', 'image': '',
+            'os-extended-volumes:volumes_attached': [{'id': 'vol-1'}]})
+
+    def test_wait_phase_hook_volume_backed(self):
+        self.volume_backed()
+        self.script([(0, {})], [(0, {
+            'status': 'active',
+            'block_device_mapping': '[{"snapshot_id": "snap-1"}]'})])
+        snapshots = fakes.FakeSnapshots(
+            self.clock, {'snap-1': [(0, 'creating'), (4, 'available')],
+                         'snap-0': [(0, 'creating')]},
+            {'snap-1': 'vol-1', 'snap-0': 'vol-1'})
+
+        def get_snapshot(snapshot_id):
+            state = snapshots.get(snapshot_id)
+            return volume_snapshot.Snapshot(
+                id=snapshot_id, volume_id=state.volume_id,
+                status=state.status, created_at='2026-12-02T03:00:00')
+        self.volume_client.get_snapshot.side_effect = get_snapshot
+        self.volume_client.snapshots.side_effect = lambda **q: [
+            get_snapshot(sid) for sid in ('snap-0', 'snap-1')]
+        columns, data = self.run_hook(['--wait-phase', 'snapshot'])
+        info = dict(zip(columns, data))
+        self.assertEqual('complete', info['capture'])
+        self.assertAlmostEqual(4.0, self.clock.now, delta=0.5)
+        self.assertGreaterEqual(self.clock.now, 4.0)
+        # Another image-create's snapshot is creating: said, not hidden.
+        self.assertIn('volume vol-1 of server %s has another snapshot '
+                      'still creating (snap-0' % self.server.id,
+                      self.app.stderr.getvalue())
+
+    def test_wait_phase_hook_volume_backed_snapshot_error(self):
+        self.volume_backed()
+        self.script([(0, {})], [(0, {
+            'status': 'active',
+            'block_device_mapping': '[{"snapshot_id": "snap-1"}]'})])
+        self.volume_client.snapshots.return_value = []
+        statuses = iter(['creating', 'error'])
+        self.volume_client.get_snapshot.side_effect = (
+            lambda sid: volume_snapshot.Snapshot(
+                id=sid, volume_id='vol-1', status=next(statuses)))
+        exc = self.assertRaises(SystemExit, self.run_hook,
+                                ['--wait-phase', 'snapshot'])
+        self.assertEqual(3, exc.code)
+        self.assertIn('volume snapshot snap-1 of volume vol-1 is error; '
+                      'image %s cannot be used' % self.image_id,
+                      self.app.stderr.getvalue())
+
+    def test_wait_phase_hook_backup_of_volume_backed_refused(self):
+        self.volume_backed()
+        self.script([(0, {})], [])
+        self.cmd = server_backup.CreateServerBackup(
+            self.app, None, cmd_name='server backup create')
+        self.hook = list(self.cmd._hooks)[0].obj
+        parsed_args = self.parse([self.server.name, '--wait-phase',
+                                  'snapshot'])
+        exc = self.assertRaises(exceptions.CommandError, self.hook.before,
+                                parsed_args)
+        self.assertIn('is volume-backed: Nova refuses a backup', str(exc))
 
     def test_wait_phase_hook_after_upload_done(self):
         self.script([(0, {})], [(0, {'status': 'saving'}),

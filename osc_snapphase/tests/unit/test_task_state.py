@@ -20,6 +20,8 @@ from unittest import mock
 from osc_lib import exceptions
 from osc_lib.test import base
 
+from openstack.block_storage.v3 import snapshot as volume_snapshot
+
 from osc_snapphase import engine
 from osc_snapphase.tests.unit import fakes
 from osc_snapphase.v1 import task_state
@@ -57,28 +59,111 @@ class TestTaskStateShow(TestTaskState):
         self.assertEqual(task_state.SHOW_COLUMNS, columns)
         self.assertEqual(
             (server.id, server.name, 'ACTIVE', 'active', None, 'Running',
-             'idle', 'No task in progress; an image can be created', True,
-             True), data)
+             'idle', 'No task in progress; an image can be created', 'none',
+             'no image operation runs', 'image-status', True, True, False),
+            data)
+        # No image operation: no image lookup.
+        self.image_client.get.assert_not_called()
+
+    def latest_image(self, status):
+        response = mock.Mock(status_code=200, headers={})
+        response.json.return_value = {'images': [
+            {'id': 'img-1', 'name': 'snap', 'status': status}]}
+        self.image_client.get.return_value = response
+
+    def info(self, data):
+        return dict(zip(task_state.SHOW_COLUMNS, data))
 
     def test_task_state_show_image_snapshot(self):
+        self.latest_image('queued')
         server, columns, data = self.show(
             {'OS-EXT-STS:task_state': 'image_snapshot'})
+        info = self.info(data)
         self.assertEqual(
-            (server.id, server.name, 'ACTIVE', 'active', 'image_snapshot',
-             'Running', 'disk-capture',
-             'The hypervisor is capturing the guest disk', False, False),
-            data)
+            ('image_snapshot', 'disk-capture', 'in-progress', False, False),
+            (info['task_state'], info['phase'], info['capture'],
+             info['disk_writes_safe'], info['image_create_allowed']))
+
+    def test_task_state_show_libvirt_copy_not_safe(self):
+        # libvirt copies file-backed disks in image_pending_upload, and
+        # image_uploading with a queued image may be its bounce.
+        for task in ('image_pending_upload', 'image_uploading'):
+            self.compute_client.reset_mock()
+            self.latest_image('queued')
+            server, columns, data = self.show(
+                {'OS-EXT-STS:task_state': task})
+            info = self.info(data)
+            self.assertEqual(('in-progress', False),
+                             (info['capture'], info['disk_writes_safe']),
+                             task)
+            self.assertIn('image img-1 queued', info['capture_evidence'])
 
     def test_task_state_show_image_uploading(self):
+        self.latest_image('saving')
         server, columns, data = self.show(
             {'OS-EXT-STS:task_state': 'image_uploading',
              'OS-EXT-STS:power_state': 4, 'status': 'SHUTOFF',
              'OS-EXT-STS:vm_state': 'stopped'})
         self.assertEqual(
             (server.id, server.name, 'SHUTOFF', 'stopped', 'image_uploading',
-             'Shutdown', 'upload',
-             'The image is being uploaded to the Image service', True,
-             False), data)
+             'Shutdown', 'upload'), data[:7])
+        info = self.info(data)
+        self.assertEqual(('complete', 'image img-1 saving', True, False),
+                         (info['capture'], info['capture_evidence'],
+                          info['disk_writes_safe'],
+                          info['image_create_allowed']))
+        self.image_client.get.assert_called_once_with(
+            '/images', params={'instance_uuid': server.id,
+                               'sort_key': 'created_at', 'sort_dir': 'desc',
+                               'limit': 1})
+
+    def test_task_state_show_xenserver_model(self):
+        self.app.cloud.config = {'snapphase_capture_model': 'xenserver'}
+        self.latest_image('queued')
+        server, columns, data = self.show(
+            {'OS-EXT-STS:task_state': 'image_pending_upload'})
+        info = self.info(data)
+        self.assertEqual(('complete', 'xenserver', True),
+                         (info['capture'], info['capture_model'],
+                          info['disk_writes_safe']))
+
+    def test_task_state_show_bad_capture_model(self):
+        self.app.cloud.config = {'snapphase_capture_model': 'guess'}
+        server = fakes.create_one_server()
+        self.compute_client.find_server.return_value = server
+        parsed_args = self.check_parser(self.cmd, [server.id], [])
+        exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                parsed_args)
+        self.assertEqual(2, exc.code)
+
+    def test_task_state_show_volume_backed(self):
+        self.volume_client.snapshots.return_value = [
+            volume_snapshot.Snapshot(id='s1', volume_id='v1',
+                                     status='creating',
+                                     created_at='2026-12-02T03:00:00')]
+        server, columns, data = self.show({
+            'image': '',
+            'os-extended-volumes:volumes_attached': [{'id': 'v1'}]})
+        info = self.info(data)
+        self.assertEqual(('in-progress', False, True, True),
+                         (info['capture'], info['disk_writes_safe'],
+                          info['image_create_allowed'],
+                          info['volume_backed']))
+        self.assertIn('Volume-backed', info['description'])
+        self.assertIn('watch --image', info['description'])
+        self.volume_client.snapshots.assert_called_once_with(
+            details=True, volume_id='v1')
+
+        self.volume_client.snapshots.return_value = [
+            volume_snapshot.Snapshot(id='s1', volume_id='v1',
+                                     status='available')]
+        self.compute_client.reset_mock()
+        server, columns, data = self.show({
+            'image': '',
+            'os-extended-volumes:volumes_attached': [{'id': 'v1'}]})
+        info = self.info(data)
+        self.assertEqual(('none', True), (info['capture'],
+                                          info['disk_writes_safe']))
 
     def test_task_state_show_unknown_state(self):
         server, columns, data = self.show(
@@ -86,12 +171,13 @@ class TestTaskStateShow(TestTaskState):
         self.assertEqual(
             ('resize_migrating', 'Running', 'other',
              'Server busy with task resize_migrating (not an image '
-             'operation)', True, False), data[4:])
+             'operation)', 'none'), data[4:9])
+        self.assertEqual((True, False), data[11:13])
 
     def test_task_state_show_error_vm_state(self):
         server, columns, data = self.show(
             {'OS-EXT-STS:vm_state': 'error', 'status': 'ERROR'})
-        self.assertEqual(('idle', True, False), data[6:7] + data[8:])
+        self.assertEqual(('idle', True, False), data[6:7] + data[11:13])
 
     def test_task_state_show_json_types(self):
         server, columns, data = self.show({})
@@ -127,6 +213,7 @@ class TestTaskStateWatch(TestTaskState):
         self.clock = fakes.FakeClock()
         self.cmd.clock = self.clock
         self.cmd.sleep = self.clock.sleep
+        self.cmd.wall = self.clock.wall
         self.server = fakes.create_one_server({'name': 'vm1'})
         self.image_id = fakes.new_id()
         self.images = []   # timeline of image bodies for ?instance_uuid=
@@ -197,7 +284,7 @@ class TestTaskStateWatch(TestTaskState):
             ['vm1', '--until', 'vm-state='],
             [''],
             ['vm1', ''],
-            [],
+            ['--image'],
         )
         for arglist in cases:
             self.assertRaises(base.ParserException, self.check_parser,
@@ -219,18 +306,53 @@ class TestTaskStateWatch(TestTaskState):
         self.assertEqual(task_state.WATCH_COLUMNS, columns)
         rows = list(rows)
         self.assertEqual(
-            [(self.server.id, 'vm1', 'ACTIVE',
-              'active', 'image_snapshot', 'Running', 'disk-capture', None),
-             (self.server.id, 'vm1', 'ACTIVE',
-              'active', 'image_uploading', 'Running', 'upload', 1.0),
-             (self.server.id, 'vm1', 'ACTIVE',
-              'active', None, 'Running', 'idle', 2.0)],
-            [r[1:] for r in rows])
+            [(self.server.id, 'vm1', 'ACTIVE', 'active', 'image_snapshot',
+              'Running', 'disk-capture', 'in-progress', None),
+             (self.server.id, 'vm1', 'ACTIVE', 'active', 'image_uploading',
+              'Running', 'upload', 'in-progress', 1.0),
+             (self.server.id, 'vm1', 'ACTIVE', 'active', None, 'Running',
+              'idle', 'complete', 2.0)],
+            [r[1:-1] for r in rows])
+        self.assertEqual(
+            'task state image_snapshot, image %s queued since '
+            '00:00:00Z: no proof yet that the copy is over' % self.image_id,
+            rows[0][-1])
+        self.assertEqual(
+            'the image-create ended; image %s is active' % self.image_id,
+            rows[-1][-1])
         for row in rows:
             self.assertRegex(
                 row[0], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
         self.assertEqual(engine.MET, self.cmd.watch.outcome.kind)
         self.assertEqual([1, 1, 1], self.clock.sleeps)
+
+    def test_task_state_watch_needs_server_or_image(self):
+        parsed_args = self.check_parser(self.cmd, [], [('servers', []),
+                                                       ('images', [])])
+        exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                parsed_args)
+        self.assertEqual(2, exc.code)
+
+    def test_task_state_watch_image_started_late(self):
+        # The operation already ended: --image reports it, exit 0 or 3.
+        for status, kind in (('active', engine.MET),
+                             ('killed', engine.FAILED)):
+            self.clock = self.cmd.clock = fakes.FakeClock()
+            self.cmd.sleep = self.clock.sleep
+            self.script({self.server.id: [(0, {})]})
+            self.images = [(0, {'id': self.image_id, 'status': status,
+                                'instance_uuid': self.server.id})]
+            self.image_client.find_image.return_value = (
+                fakes.create_one_image(self.images[0][1]))
+            parsed_args = self.check_parser(
+                self.cmd, ['--image', self.image_id],
+                [('servers', []), ('images', [self.image_id])])
+            columns, rows = self.cmd.take_action(parsed_args)
+            list(rows)
+            self.assertEqual(kind, self.cmd.watch.outcome.kind, status)
+            self.assertEqual([(self.server.id, self.image_id)],
+                             [(t.server_id, t.image_id)
+                              for t in self.cmd.watch.tracks])
 
     def test_task_state_watch_same_server_twice(self):
         self.script({self.server.id: [(0, {})]})
