@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 
+from osc_snapphase.simulator import drivers
 from osc_snapphase.simulator import scheduler
 
 # Seconds (bounce: milliseconds) of each simulated step.
@@ -52,8 +53,7 @@ DEFAULT_DURATIONS = {
     'deleted_retention': 300.0,
 }
 # Steps an operation can be held at (see Cloud.checkpoint).
-HOLD_STEPS = ('pending', 'snapshot', 'backup', 'pending_upload', 'copy',
-              'uploading', 'volume_snapshot')
+HOLD_STEPS = drivers.STEPS + ('volume_snapshot',)
 REGION = 'RegionOne'
 DOMAIN = {'id': 'default', 'name': 'Default'}
 

@@ -292,7 +292,11 @@ def _step_done(cloud, op, server):
 def _run(cloud, op):
     if op.done:
         return
-    server = cloud.servers[op.server_id]
+    server = cloud.servers.get(op.server_id)
+    if _gone(server):
+        # Deleted while held: notice it now.
+        _advance(cloud, op)
+        return
     delay = cloud.duration(op.step.duration)
     rule = _take_fault(cloud, op, server)
     if rule is not None:

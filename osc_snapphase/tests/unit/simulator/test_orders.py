@@ -12,6 +12,7 @@
 
 """Tests of the Nova virt driver orders of an image-create."""
 
+from osc_snapphase.simulator import __main__ as main
 from osc_snapphase.simulator import client
 from osc_snapphase.simulator import drivers
 from osc_snapphase.tests.unit.simulator import base
@@ -218,3 +219,24 @@ class TestOrders(base.SimulatorTestCase):
                         'instance_faults']))
                     capture, = self.control.captures(sid)
                     self.assertIsNotNone(capture['ended'])
+
+    def test_server_deleted_while_held(self):
+        sid = self.control.create_server('vm1', driver='libvirt-file')['id']
+        self.control.hold('copy', sid)
+        image_id = self.create_image(sid).body['image_id']
+        self.control.wait_held('copy', sid)
+        self.control.delete_server(sid)
+        self.control.release()
+        self.wait_idle(sid)
+        self.assertIsNone(self.control.image(image_id))
+        self.assertIsNotNone(self.control.captures(sid)[0]['ended'])
+
+    def test_command_line_driver(self):
+        parser = main.build_parser()
+        self.assertEqual('libvirt-file', parser.parse_args([]).driver)
+        self.assertEqual('vmware',
+                         parser.parse_args(['--driver', 'vmware']).driver)
+        self.assertRaises(SystemExit, parser.parse_args,
+                          ['--driver', 'hyperv'])
+        rule = main.parse_fault('driver_error@copy')
+        self.assertEqual('copy', rule['phase'])
