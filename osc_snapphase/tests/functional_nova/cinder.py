@@ -119,6 +119,9 @@ class PhaseCinderFixture(nova_fixtures.CinderFixture):
         self.deleted_snapshots = {}
         #: (time.monotonic(), snapshot id, status) of every settle.
         self.history = []
+        #: (time.monotonic(), snapshot id) of every read by Nova itself
+        #: (the compute service polls before it thaws the guest).
+        self.nova_reads = []
 
     # -- test control --
 
@@ -230,7 +233,14 @@ class PhaseCinderFixture(nova_fixtures.CinderFixture):
                 plan.created.set()
             return copy.deepcopy(snapshot)
 
+    def nova_reads_of(self, snapshot_id, since=0.0):
+        with self.lock:
+            return [t for t, sid in self.nova_reads
+                    if sid == snapshot_id and t >= since]
+
     def fake_get_snapshot(self, _ctxt, snap_id):
+        with self.lock:
+            self.nova_reads.append((time.monotonic(), snap_id))
         snapshot = self.read_snapshot(snap_id)
         if snapshot is None:
             raise nova_exception.SnapshotNotFound(snapshot_id=snap_id)

@@ -151,9 +151,17 @@ class TestRealNovaVolumeBacked(VolumeBackedTestCase):
         data.wait_created(2)
         self.assertIsNone(self.cloud.task_state(server_id))
         # The compute service keeps the guest frozen while a snapshot of
-        # it is creating: it polls Cinder and thaws only after the last.
+        # it is creating: it polls Cinder (one volume after the other)
+        # and thaws only after the last has left creating.
+        self.wait_for(lambda: len(self.cinder.nova_reads_of(
+            root.snapshot_ids[0]) + self.cinder.nova_reads_of(
+            data.snapshot_ids[0])) >= 2, what='nova polling Cinder')
         self.assertEqual(['quiesce', 'quiesce'], [c[0] for c in calls])
         root.release()
+        self.wait_for(lambda: len(self.cinder.nova_reads_of(
+            data.snapshot_ids[0], since=root.released_at)) >= 2,
+            what='nova polling the data volume snapshot')
+        self.assertEqual(['quiesce', 'quiesce'], [c[0] for c in calls])
         data.release()
         self.wait_for(lambda: len(calls) == 4, what='two thaws')
         self.assertEqual(['quiesce', 'quiesce', 'unquiesce', 'unquiesce'],
