@@ -26,9 +26,10 @@ of one ``createImage`` until the test releases it, and checks with the real
     ``disk_writes_safe: false`` and capture ``in-progress`` (or
     ``not-started``).
 
-Every moment is the driver's or Glance's own ``time.time()`` record, the
-exit of each CLI is taken when its process ends.  The uploads of the
-file-based paths are held too until both CLIs have ended, so a CLI that
+Every moment is the driver's or Glance's own ``time.time()`` record; a
+CLI "returns" when its stdout holds its complete JSON answer (as in the
+functional suite; the interpreter's exit is reported too).  The uploads of
+the file-based paths are held until both CLIs have exited, so a CLI that
 waited for ``active`` instead of ``saving`` cannot pass.
 
 Set ``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append the measured
@@ -37,6 +38,7 @@ latencies of each run to that file.
 
 import json
 import os
+import select
 import threading
 import time
 
@@ -55,29 +57,63 @@ CLI_WAIT = 45.0
 
 
 class ExitClock(object):
-    """Reads a background ``openstack`` to its end and times that end."""
+    """Reads a background ``openstack`` to its end and times its answer.
+
+    ``output_at`` is the ``time.time()`` when stdout first held a complete
+    JSON document (else when its last byte came, else the exit), as in
+    the functional suite (``openstack_timed``): when the command had
+    answered, without the interpreter's exit; ``ended_at`` is the exit.
+    """
 
     def __init__(self, proc):
         self.proc = proc
-        self.stdout = self.stderr = None
-        self.ended_at = None
+        self.stdout = self.stderr = ''
+        self.output_at = self.ended_at = None
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         try:
-            self.stdout, self.stderr = self.proc.communicate()
+            self._read()
         finally:
             self.ended_at = time.time()
+            if self.output_at is None:
+                self.output_at = self.ended_at
             self.done.set()
+
+    def _read(self):
+        out_fd = self.proc.stdout.fileno()
+        err_fd = self.proc.stderr.fileno()
+        data = {out_fd: b'', err_fd: b''}
+        open_fds = [out_fd, err_fd]
+        last_out = json_at = None
+        while open_fds:
+            for fd in select.select(open_fds, [], [])[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_fds.remove(fd)
+                    continue
+                data[fd] += chunk
+                if fd == out_fd:
+                    last_out = time.time()
+                    if json_at is None:
+                        try:
+                            json.loads(data[fd].decode())
+                            json_at = last_out
+                        except ValueError:
+                            pass
+        self.proc.wait()
+        self.stdout = data[out_fd].decode()
+        self.stderr = data[err_fd].decode()
+        self.output_at = json_at or last_out
 
     def wait(self, timeout):
         return self.done.wait(timeout)
 
     def result(self):
         return base.Result(self.proc.argv, self.proc.returncode,
-                           self.stdout or '', self.stderr or '',
+                           self.stdout, self.stderr,
                            (self.ended_at or time.time()) -
                            self.proc.started_wall)
 
@@ -188,25 +224,25 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                             'watch')):
             clock = run[key]
             result = clock.result()
-            ended_at = clock.ended_at
-            timings[key] = ended_at - proof
+            answered_at = clock.output_at
+            timings[key] = (answered_at - proof, clock.ended_at - proof)
             if result.returncode != 0:
                 failures.append('%s: exit status %s: %r'
                                 % (label, result.returncode, result))
                 continue
-            if ended_at <= point:
+            if answered_at <= point:
                 failures.append('%s returned %.3f s BEFORE the point in time'
-                                % (label, point - ended_at))
-            if ended_at <= ended:
+                                % (label, point - answered_at))
+            if answered_at <= ended:
                 failures.append('%s returned %.3f s BEFORE the copy ended'
-                                % (label, ended - ended_at))
-            if ended_at < proof:
+                                % (label, ended - answered_at))
+            if answered_at < proof:
                 failures.append('%s returned %.3f s before the image went %s'
-                                % (label, proof - ended_at, self.PROOF))
-            elif ended_at - proof > WITHIN:
+                                % (label, proof - answered_at, self.PROOF))
+            elif answered_at - proof > WITHIN:
                 failures.append('%s returned %.3f s after the image went %s '
                                 '(more than %s s)'
-                                % (label, ended_at - proof, self.PROOF,
+                                % (label, answered_at - proof, self.PROOF,
                                    WITHIN))
             out = result.json()
             row = out if key == 'create' else out[-1]
@@ -214,6 +250,10 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
             if capture != 'complete':
                 failures.append('%s: capture=%r in %s'
                                 % (label, capture, json.dumps(row)))
+            if key == 'watch' and out[0].get('Capture') not in (
+                    'in-progress', 'not-started'):
+                failures.append('%s: the first row, polled during the '
+                                'copy, is %s' % (label, json.dumps(out[0])))
         if self.PROOF == 'saving' and not run['upload_held_at_exit']:
             failures.append('the CLIs did not both return while the upload '
                             'was held (image saving)')
@@ -226,11 +266,14 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
     def _report(self, run, point, ended, proof, timings):
         t0 = run['t0']
         line = ('%s: point_in_time %+.3f s, copy_ended %+.3f s, glance %s '
-                '%+.3f s; create returned %+.3f s after %s, watch %+.3f s; '
+                '%+.3f s; after %s: create answered %+.3f s (exited '
+                '%+.3f s), watch answered %+.3f s (exited %+.3f s); '
                 'held in %s (image %s); show: disk_writes_safe=%s capture=%s'
                 % (self.BACKEND, point - t0, ended - t0, self.PROOF,
-                   proof - t0, timings['create'], self.PROOF,
-                   timings['watch'], run['held_task_state'],
+                   proof - t0, self.PROOF,
+                   timings['create'][0], timings['create'][1],
+                   timings['watch'][0], timings['watch'][1],
+                   run['held_task_state'],
                    run['held_image_status'],
                    run['shown'].get('disk_writes_safe'),
                    run['shown'].get('capture')))
