@@ -88,7 +88,9 @@ class CaptureRecord(object):
     :meth:`release` lets it go on.
     """
 
-    HOLDS = ('copy', 'upload')
+    HOLDS = ('bounce', 'copy', 'upload')
+    #: holds used unless the test asks for more (:meth:`enable`)
+    DEFAULT_HOLDS = ('copy', 'upload')
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -97,6 +99,7 @@ class CaptureRecord(object):
         self.reached = {name: threading.Event() for name in self.HOLDS}
         self.gates = {name: threading.Event() for name in self.HOLDS}
         self.aborted = threading.Event()
+        self.enabled = set(self.DEFAULT_HOLDS)
         # state of the capture in progress
         self.mirroring = False
         self.suspended = False
@@ -112,8 +115,14 @@ class CaptureRecord(object):
         with self.lock:
             return self.times.get(name)
 
+    def enable(self, name):
+        """Also hold at ``name`` (``bounce``: the failed direct snapshot)."""
+        self.enabled.add(name)
+
     def hold(self, name):
         """Wait (in the driver) until the test releases hold ``name``."""
+        if name not in self.enabled:
+            return
         self.mark('hold_%s' % name)
         self.reached[name].set()
         deadline = time.monotonic() + HOLD_TIMEOUT
@@ -310,21 +319,35 @@ class LibvirtNovaCloud(cloud.NovaCloud):
         patch(fixtures.MonkeyPatch(
             'nova.virt.libvirt.utils.find_disk', find_disk))
 
-        # The snapshot's storage calls: real backends where they exist.
-        def by_libvirt_path(backend_self, instance, path, image_type=None):
-            from nova.virt.libvirt import imagebackend
-            if image_type == 'lvm':
-                return imagebackend.Lvm(instance=instance, path=path)
-            if image_type == 'rbd':
-                return imagebackend.Rbd(instance=instance, path=path)
-            return real_by_libvirt_path(backend_self, instance, path,
-                                        image_type=image_type)
-
+        # The snapshot's root disk: nova's own image backend classes (the
+        # boot used LibvirtImageBackendFixture's mocks).
         from nova.virt.libvirt import imagebackend
-        real_by_libvirt_path = imagebackend.Backend.by_libvirt_path
+        classes = {'qcow2': imagebackend.Qcow2, 'lvm': imagebackend.Lvm,
+                   'rbd': imagebackend.Rbd}
+
+        def by_libvirt_path(backend_self, instance, path, image_type=None):
+            return classes[image_type](instance=instance, path=path)
+
         patch(fixtures.MonkeyPatch(
             'nova.virt.libvirt.imagebackend.Backend.by_libvirt_path',
             by_libvirt_path))
+        real_image_direct = imagebackend.Image.direct_snapshot
+
+        def image_direct_snapshot(disk, *args, **kwargs):
+            # Qcow2 and Lvm: nova's Image.direct_snapshot raises
+            # NotImplementedError, after image_uploading was written (the
+            # "bounce").
+            rec.mark('direct_snapshot', type(disk).__name__)
+            rec.hold('bounce')
+            try:
+                return real_image_direct(disk, *args, **kwargs)
+            except NotImplementedError:
+                rec.mark('direct_refused', 'NotImplementedError')
+                raise
+
+        patch(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.imagebackend.Image.direct_snapshot',
+            image_direct_snapshot))
         patch(fixtures.MonkeyPatch(
             'nova.virt.libvirt.storage.lvm.volume_info',
             lambda path: {'VG': VOLUME_GROUP,

@@ -162,6 +162,19 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
         create, create_clock = self.start_cli(
             *IMAGE_CREATE, 'vm1', '--name', 'snap1', '--wait-phase',
             'snapshot', '-f', 'json')
+        bounce = None
+        if 'bounce' in rec.enabled:
+            rec.wait_reached('bounce')
+            bounce = {
+                'task_state': self.cloud.task_state(server_id),
+                'image_status': [i['status']
+                                 for i in self.images_of(server_id)],
+                'shown': self.openstack_json('server', 'task-state', 'show',
+                                             'vm1'),
+                'create_answered': create_clock.output_at is not None,
+            }
+            self.assertTrue(rec.is_held('bounce'))
+            rec.release('bounce')
         rec.wait_reached('copy')
         # The create CLI is polling with its own token by now.
         since = time.monotonic()
@@ -189,6 +202,7 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                        content.text_content(rec.describe(t0)))
         return {
             'server_id': server_id, 't0': t0, 'shown': shown,
+            'bounce': bounce,
             'held_task_state': held_task_state,
             'held_image_status': image_status,
             'create': create_clock, 'watch': watch_clock,
@@ -277,6 +291,13 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                    run['held_image_status'],
                    run['shown'].get('disk_writes_safe'),
                    run['shown'].get('capture')))
+        if run['bounce']:
+            line += ('; during the held bounce (%s, image %s): '
+                     'disk_writes_safe=%s capture=%s'
+                     % (run['bounce']['task_state'],
+                        run['bounce']['image_status'],
+                        run['bounce']['shown'].get('disk_writes_safe'),
+                        run['bounce']['shown'].get('capture')))
         self.addDetail('timings', content.text_content(line))
         path = os.environ.get('OSC_SNAPPHASE_CAPTURE_TIMINGS')
         if path:
@@ -286,15 +307,31 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
 
 
 class TestLiveFileBacked(LibvirtCaptureTestCase):
-    """Live snapshot of a qcow2 disk: the mirror, then blockJobAbort."""
+    """Live snapshot of a qcow2 disk: the mirror, then blockJobAbort.
+
+    The "bounce" is held too: ``image_uploading`` is written, then nova's
+    ``Image.direct_snapshot`` refuses (``NotImplementedError``) and the
+    state goes back to ``image_pending_upload``; while it is held the image
+    is ``queued`` and nothing has been copied yet.
+    """
 
     BACKEND = 'file'
 
     def test_capture(self):
+        self.record.enable('bounce')
         run = self.run_capture()
         times = self.record.times
         self.assertIn('extracted', times)
         self.assertNotIn('suspended', times)
+        self.assertLess(times['direct_refused'], times['copy_started'])
+        bounce = run['bounce']
+        self.assertEqual('image_uploading', bounce['task_state'])
+        self.assertEqual(['queued'], bounce['image_status'])
+        self.assertFalse(bounce['create_answered'])
+        self.assertIs(False, bounce['shown'].get('disk_writes_safe'),
+                      bounce['shown'])
+        self.assertIn(bounce['shown'].get('capture'),
+                      ('in-progress', 'not-started'), bounce['shown'])
         self.assertEqual('image_pending_upload', run['held_task_state'])
         self.assertEqual(['queued'], run['held_image_status'])
         self.check(run)
