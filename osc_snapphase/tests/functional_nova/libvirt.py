@@ -20,10 +20,14 @@ driver's ``snapshot()`` runs unchanged; only what would touch real storage
 is replaced, at the lowest level that keeps nova's own code in the path:
 
 ``file``
-    live snapshot of a qcow2 root disk: ``_live_snapshot`` runs for real; the
-    block-copy mirror (``blockRebase``) reports "not complete" through
-    ``blockJobInfo`` until the test releases it; the point in time is the
-    ``blockJobAbort`` after the mirror, which also ends the copy.
+    live snapshot of a qcow2 root disk (the real ``imagebackend.Qcow2``):
+    nova's ``Image.direct_snapshot`` refuses after ``image_uploading`` was
+    written (the "bounce", which the test can hold too), then
+    ``_live_snapshot`` runs for real; the block-copy mirror
+    (``blockRebase``) reports "not complete" through ``blockJobInfo`` until
+    the test releases it; the point in time is the ``blockJobAbort`` after
+    the mirror, which also ends the copy.  As real libvirt does, the domain
+    stays (transient) while its persistent definition is removed.
 ``lvm``
     ``images_type=lvm``, cold snapshot: the real ``imagebackend.Lvm`` (with
     ``lvm.volume_info`` answered), ``managedSave`` is the point in time,
