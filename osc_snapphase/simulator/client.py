@@ -150,16 +150,10 @@ class ControlClient:
 
     def wait_held(self, step, server=None, timeout=30):
         """Poll until an operation (of server) is held at step."""
-        def held(state):
-            return any(h['step'] == step and server in (
-                None, h['server_id'], self._name(state, h['server_id']))
-                for h in state['held'])
-        return self.wait_for(held, timeout)
-
-    @staticmethod
-    def _name(state, server_id):
-        return next((s['name'] for s in state['servers']
-                     if s['id'] == server_id), None)
+        return self.wait_for(lambda state: any(
+            h['step'] == step and server in (None, h['server_id'],
+                                             h['server_name'])
+            for h in state['held']), timeout)
 
     def captures(self, server_id=None):
         """The disk copies recorded so far (of one server)."""

@@ -222,17 +222,21 @@ class Cloud:
     def release(self, step=None, server=None):
         """Drop the matching hold rules and resume their waiters.
 
-        Omit both to release everything; return how many resumed.
+        server is an ID or a name; a rule for any server goes too. Omit
+        both to release everything; return how many resumed.
         """
-        def matches(step_, names):
-            return step in (None, step_) and (
-                server is None or server in names)
-        # A rule for any server (None) goes too when one server is.
-        self.hold_rules[:] = [r for r in self.hold_rules if not (
-            matches(r['step'], (r['server'],)) or
-            (step in (None, r['step']) and r['server'] is None))]
-        waiting = [w for w in self.held if matches(
-            w['step'], (w['server_id'], w['server_name']))]
+        names = {server}
+        for srv in self.servers.values():
+            if server in (srv['id'], srv['name']):
+                names.update((srv['id'], srv['name']))
+
+        def matches(entry, *servers):
+            return step in (None, entry['step']) and (
+                server is None or bool(names.intersection(servers)))
+        self.hold_rules[:] = [r for r in self.hold_rules
+                              if not matches(r, r['server'] or server)]
+        waiting = [w for w in self.held
+                   if matches(w, w['server_id'], w['server_name'])]
         for waiter in waiting:
             self.held.remove(waiter)
         for waiter in waiting:
@@ -240,8 +244,8 @@ class Cloud:
         return len(waiting)
 
     def held_view(self):
-        return [{'server_id': w['server_id'], 'step': w['step'],
-                 'since': w['since']} for w in self.held]
+        return [{'server_id': w['server_id'], 'server_name': w['server_name'],
+                 'step': w['step'], 'since': w['since']} for w in self.held]
 
     def record_capture(self, server_id, image_id, driver, started,
                        point_in_time=None, ended=None, task_state=None,

@@ -41,8 +41,9 @@ class TestCheckpoint(base.SimulatorTestCase):
             self.cloud.checkpoint(self.srv, 'volume_snapshot', self.proceed)
         self.assertEqual([], self.calls)
         held = self.control.wait_held('volume_snapshot', 'vm1')['held']
-        self.assertEqual([(self.srv['id'], 'volume_snapshot')],
-                         [(h['server_id'], h['step']) for h in held])
+        self.assertEqual([(self.srv['id'], 'vm1', 'volume_snapshot')],
+                         [(h['server_id'], h['server_name'], h['step'])
+                          for h in held])
         self.assertEqual(1, self.control.release('volume_snapshot'))
         self.assertEqual(['go'], self.calls)
         self.assertEqual([], self.control.state()['held'])
@@ -61,6 +62,23 @@ class TestCheckpoint(base.SimulatorTestCase):
         with self.cloud.lock:
             self.cloud.checkpoint(self.srv, 'volume_snapshot', self.proceed)
         self.assertEqual(['go'], self.calls)
+
+    def test_release_by_id_of_a_hold_by_name(self):
+        self.control.hold('volume_snapshot', 'vm1')
+        self.control.hold('copy')
+        with self.cloud.lock:
+            self.cloud.checkpoint(self.srv, 'volume_snapshot', self.proceed)
+        self.assertEqual(1, self.control.release(server=self.srv['id']))
+        self.assertEqual(['go'], self.calls)
+        # Every rule that could hold vm1 is gone, the any-server one too.
+        self.assertEqual([], self.control.state()['holds'])
+
+    def test_release_other_server_keeps_rule(self):
+        self.control.create_server('vm2')
+        self.control.hold('copy', 'vm1')
+        self.assertEqual(0, self.control.release('copy', 'vm2'))
+        self.assertEqual([{'step': 'copy', 'server': 'vm1'}],
+                         self.control.state()['holds'])
 
     def test_once_per_key(self):
         self.control.hold('copy')
