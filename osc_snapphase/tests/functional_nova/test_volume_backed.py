@@ -249,6 +249,32 @@ class TestWaitPhaseVolumeBacked(VolumeBackedTestCase):
         self.assertEqual('complete', out['capture'])
         self.assertIsNone(self.cloud.task_state(server_id))
 
+    def test_pending_upload_and_upload_also_wait_for_cinder(self):
+        # The image is active at once: only the snapshots can hold these.
+        self.boot_bfv()
+        for phase in ('pending-upload', 'upload'):
+            plan = self.volume_plan(base.BOOT_VOLUME, hold=True)
+            proc = self.openstack_start(
+                *IMAGE_CREATE, 'bfv1', '--name', 'snap-%s' % phase,
+                '--wait-phase', phase, '--wait-phase-timeout', '120',
+                '-f', 'json')
+            snapshot_id, = plan.wait_created(1)
+            image_id = self.image_with_snapshot(snapshot_id)
+            self.wait_snapshot_reads(snapshot_id, reads=2)
+            self.assertIsNone(proc.poll(), phase)
+            self.assertEqual('active', self.image(image_id)['status'])
+            plan.release()
+            result = self.finish_timed(proc)
+            latency = result.output_at - plan.released_at
+            self.assertGreaterEqual(latency, 0)
+            self.assertLessEqual(latency, MAX_LATENCY, '%s: returned %.2fs '
+                                 'after the snapshot left creating'
+                                 % (phase, latency))
+            out = result.json()
+            self.assertEqual(image_id, out['id'])
+            self.assertEqual('active', out['status'])
+            self.assertEqual('complete', out['capture'])
+
     def test_snapshot_error_exits_3_naming_snapshot_volume_image(self):
         self.boot_bfv()
         plan = self.volume_plan(base.BOOT_VOLUME, hold=True)
