@@ -398,3 +398,37 @@ class TestShowAndWatchServerVolumeBacked(VolumeBackedTestCase):
         self.assertEqual('in-progress', captures[0])
         self.assertEqual('complete', captures[-1])
         self.assertEqual({None}, {row['Task State'] for row in rows})
+
+
+class TestProjectUserVolumeBacked(VolumeBackedTestCase):
+    """A project member: ``server create --volume`` and the wait."""
+
+    def test_member_boots_with_the_cli_and_waits_for_its_snapshot(self):
+        self.require(*IMAGE_CREATE, option='--wait-phase')
+        created = self.openstack_json(
+            'server', 'create', '--volume', base.BOOT_VOLUME, '--flavor',
+            base.FLAVOR, '--nic', 'none', 'bfvd', cloud_name='nova-demo')
+        server_id = created['id']
+        self.wait_for(lambda: self.cloud.server(server_id)['status'] ==
+                      'ACTIVE', what='bfvd ACTIVE')
+        self.assertEqual('', self.cloud.server(server_id)['image'])
+        plan = self.volume_plan(hold=True)
+        proc = self.openstack_start(
+            *IMAGE_CREATE, 'bfvd', '--name', 'snapd', '--wait-phase',
+            'snapshot', '--wait-phase-timeout', '120', '-f', 'json',
+            cloud_name='nova-demo')
+        snapshot_id, = plan.wait_created(1)
+        # The snapshot belongs to the member's project (Nova makes it
+        # with the user's context), so the member can read it.
+        self.assertEqual(self.cloud.keystone.projects['demo'],
+                         self.snapshot(snapshot_id)[
+                             'os-extended-snapshot-attributes:project_id'])
+        self.wait_snapshot_reads(snapshot_id, reads=2)
+        self.assertIsNone(proc.poll())
+        plan.release()
+        result = self.finish_timed(proc)
+        self.assertLessEqual(result.output_at - plan.released_at,
+                             MAX_LATENCY, result)
+        self.assertEqual('complete', result.json()['capture'])
+        self.assertEqual(self.image_with_snapshot(snapshot_id),
+                         result.json()['id'])
