@@ -28,6 +28,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from osc_snapphase.simulator import client
@@ -133,6 +134,23 @@ def main():
             print('simulator stopped (exit status %s)' % proc.returncode)
 
 
+def release_when_watched(control, step, server):
+    """Release step once a new client has asked Nova about servers."""
+    def compute_gets():
+        return sum(n for key, n in control.request_counts().items()
+                   if key.startswith('GET /compute/v2.1/servers'))
+    before = compute_gets()
+
+    def wait_and_release():
+        deadline = time.monotonic() + 120
+        while compute_gets() < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        control.release(step, server)
+    thread = threading.Thread(target=wait_and_release, daemon=True)
+    thread.start()
+    return thread
+
+
 def demo(control):
     say('Booting a server with the unmodified CLI')
     run('server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros',
@@ -145,10 +163,15 @@ def demo(control):
         'disk)')
     held_walk(control, 'db1', 'db1-a')
 
-    say('Watching a whole image-create until the server is idle again')
+    say('Watching a whole image-create until the server is idle again '
+        '(held in image_snapshot until the watch has started)')
+    control.hold('snapshot', 'db1')
     run('server', 'image', 'create', 'db1', '--name', 'db1-b', '-c', 'id')
+    control.wait_held('snapshot', 'db1')
+    releaser = release_when_watched(control, 'snapshot', 'db1')
     run('server', 'task-state', 'watch', 'db1', '--until', 'idle',
         '--timeout', '120')
+    releaser.join()
 
     say('A second image-create while one runs is refused; we say so '
         'before creating anything')
