@@ -268,6 +268,10 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                     'in-progress', 'not-started'):
                 failures.append('%s: the first row, polled during the '
                                 'copy, is %s' % (label, json.dumps(out[0])))
+            if key == 'watch' and any(r.get('Capture') == 'complete'
+                                      for r in out[:-1]):
+                failures.append('%s: a row before the last says complete: '
+                                '%s' % (label, json.dumps(out)))
         if self.PROOF == 'saving' and not run['upload_held_at_exit']:
             failures.append('the CLIs did not both return while the upload '
                             'was held (image saving)')
