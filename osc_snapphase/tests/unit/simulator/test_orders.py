@@ -196,29 +196,38 @@ class TestOrders(base.SimulatorTestCase):
         self.assertEqual(400, error.status)
 
     def test_faults_in_every_order(self):
+        # kind, step -> image status, task state left ('busy': not None)
+        cases = (('driver_error', 'copy', None, None),
+                 ('vm_error', 'copy', None, None),
+                 ('stuck', 'copy', None, 'busy'),
+                 ('server_deleted', 'copy', None, None),
+                 ('stuck_saving', 'uploading', 'saving', UPLOADING),
+                 ('image_deleted', 'pending_upload', None, None))
         for driver in drivers.NAMES:
-            for phase, kind, image_status in (
-                    ('copy', 'driver_error', None),
-                    ('uploading', 'stuck_saving', 'saving'),
-                    ('pending_upload', 'image_deleted', None)):
-                sid = self.control.create_server(
-                    '%s-%s' % (driver, kind), driver=driver)['id']
+            for kind, phase, image_status, task_state in cases:
+                name = '%s-%s' % (driver, kind)
+                sid = self.control.create_server(name, driver=driver)['id']
                 self.control.add_fault(phase, kind, server=sid)
                 image_id = self.create_image(sid).body['image_id']
                 self.wait_idle(sid)
                 image = self.control.image(image_id)
                 self.assertEqual(image_status, image and image['status'],
-                                 (driver, kind))
-                task_state = self.server_field(sid, 'OS-EXT-STS:task_state')
-                if kind == 'stuck_saving':
-                    self.assertEqual(UPLOADING, task_state)
-                else:
-                    self.assertIsNone(task_state)
-                if kind == 'driver_error':
-                    self.assertEqual(1, len(self.control.server(sid)[
-                        'instance_faults']))
+                                 name)
+                server = self.control.server(sid)
+                left = server['OS-EXT-STS:task_state']
+                self.assertEqual(task_state, 'busy' if left and (
+                    task_state == 'busy') else left, name)
+                faults = {'driver_error': 1, 'vm_error': 1}.get(kind, 0)
+                self.assertEqual(faults, len(server['instance_faults']),
+                                 name)
+                if kind == 'vm_error':
+                    self.assertEqual('error', server['OS-EXT-STS:vm_state'])
+                if kind == 'server_deleted':
+                    self.assertEqual('deleted',
+                                     server['OS-EXT-STS:vm_state'])
+                if phase == 'copy':
                     capture, = self.control.captures(sid)
-                    self.assertIsNotNone(capture['ended'])
+                    self.assertIsNotNone(capture['ended'], name)
 
     def test_server_deleted_while_held(self):
         sid = self.control.create_server('vm1', driver='libvirt-file')['id']
