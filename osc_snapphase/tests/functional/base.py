@@ -26,6 +26,8 @@ import testtools
 from osc_snapphase.simulator import fixture
 
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+# The simulator's request key of one server's GET (what a watch polls).
+GET_SERVER = 'GET /compute/v2.1/servers/{id}'
 
 # Short but realistic phases: each longer than two fast polls.
 DURATIONS = {
@@ -189,6 +191,43 @@ class TestCase(testtools.TestCase):
                 self.fail('fewer than %d requests %s within %ss'
                           % (count, key, timeout))
             time.sleep(0.05)
+
+    # -- waiting for events, never for a fixed time -----------------------
+
+    def hold(self, step, server=None):
+        """Stop operations at ``step`` until released.
+
+        See the simulator's /_sim/hold; everything is released at the end
+        of the test in any case.
+        """
+        self.control.hold(step, server=server)
+        self.addCleanup(self._release_all)
+
+    def _release_all(self):
+        try:
+            self.control.release()
+        except Exception:   # the simulator may already be gone
+            pass
+
+    def request_count(self, key):
+        return sum(1 for r in self.control.requests()['requests']
+                   if r['key'] == key)
+
+    def release_after_polls(self, step, key=None, polls=2, server=None,
+                            timeout=60):
+        """Release ``step`` once the CLI has seen it held.
+
+        Waits until an operation is held at ``step`` and the CLI has made
+        ``polls`` more requests of ``key`` (default: GET of one server),
+        then releases it. Returns the release time (time.time()).
+        """
+        key = key or GET_SERVER
+        self.control.wait_held(step, server=server, timeout=timeout)
+        self.wait_requests(key, self.request_count(key) + polls,
+                           timeout=timeout)
+        released = time.time()
+        self.control.release(step, server=server)
+        return released
 
     def image_create(self, server, name='snap', *extra, backup=False):
         """Start an image (or daily backup) of a server with the CLI.
