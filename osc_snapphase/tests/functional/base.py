@@ -260,7 +260,15 @@ class TestCase(testtools.TestCase):
         first held a complete JSON document (for -f json), else when its
         last byte came; this excludes the interpreter's exit.
         """
-        proc = self.start(*args, env=env)
+        return self.finish_timed(self.start(*args, env=env), expect=expect,
+                                 timeout=timeout)
+
+    def finish_timed(self, proc, expect=0, timeout=120):
+        """Collect a start()ed proc, noting ``output_at``.
+
+        As openstack_timed() does, for a proc the test acted on meanwhile.
+        """
+        args = proc.args_
         out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
         data = {out_fd: b'', err_fd: b''}
         open_fds = [out_fd, err_fd]
