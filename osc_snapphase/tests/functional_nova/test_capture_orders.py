@@ -1,0 +1,440 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""The disk copy of each driver order, seen with the real ``openstack``.
+
+The real Nova API and compute manager run the fake driver of
+:mod:`.driver` in the order of a real driver (``SnapshotPlan(order=...)``):
+the seed article's ``xenserver`` (copy in ``image_snapshot``),
+``libvirt-file`` (copy in the second ``image_pending_upload``, after the
+bounce) and ``libvirt-rbd`` (copy in ``image_uploading`` with the image
+``queued``; the image goes ``active`` by getting its location, never
+``saving``).  The copy is held until the test releases it; its start,
+point in time and end, every task-state write and the moment the image
+first went ``saving`` / ``active`` (Glance test double hooked) are
+recorded with ``time.time()``.  For each order:
+
+(a) ``server image create --wait-phase snapshot`` keeps polling through
+    the held copy, and answers after the copy's end and within 1 s of the
+    first thing the API shows that proves it: the image ``saving``
+    (``active`` for RBD);
+(b) ``server task-state watch --until disk-safe`` started after a plain
+    ``server image create`` does likewise;
+(c) ``server task-state show`` during the held copy says
+    ``disk_writes_safe: false``, capture ``in-progress``.
+
+Under ``--os-snapphase-capture-model xenserver`` the xenserver order is
+proven by the first ``image_pending_upload``; the same model on the
+libvirt-file order answers during the copy (what the model promises, and a
+check that these tests see a too-early answer).
+
+A CLI "answers" when its stdout holds its complete JSON document (as in
+the other capture tests; its exit is reported too).  The upload of the
+``saving`` orders stays held until the CLI has answered, so a CLI that
+waited for ``active`` cannot pass.  Set
+``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append the measured latencies.
+"""
+
+import json
+import os
+import select
+import threading
+import time
+
+from testtools import content
+
+from osc_snapphase.tests.functional_nova import base
+from osc_snapphase.tests.functional_nova import driver
+
+IMAGE_CREATE = ('server', 'image', 'create')
+#: The product's promise: answer within this long of the proof.
+WITHIN = 1.0
+#: How long the test waits for a CLI once the copy is released.
+CLI_WAIT = 45.0
+CAPTURE_RUNNING = ('in-progress',)
+
+
+class AnswerClock(object):
+    """Reads a background ``openstack`` to its end and times its answer.
+
+    ``answered_at``: the ``time.time()`` when stdout first held a complete
+    JSON document (else its last byte, else the exit); ``ended_at``: the
+    exit.
+    """
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.stdout = self.stderr = ''
+        self.first_output_at = self.answered_at = self.ended_at = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self._read()
+        finally:
+            self.ended_at = time.time()
+            if self.answered_at is None:
+                self.answered_at = self.ended_at
+            self.done.set()
+
+    def _read(self):
+        out_fd = self.proc.stdout.fileno()
+        err_fd = self.proc.stderr.fileno()
+        data = {out_fd: b'', err_fd: b''}
+        open_fds = [out_fd, err_fd]
+        last_out = json_at = None
+        while open_fds:
+            for fd in select.select(open_fds, [], [])[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_fds.remove(fd)
+                    continue
+                data[fd] += chunk
+                if fd == out_fd:
+                    last_out = time.time()
+                    if self.first_output_at is None:
+                        self.first_output_at = last_out
+                    if json_at is None:
+                        try:
+                            json.loads(data[fd].decode())
+                            json_at = last_out
+                        except ValueError:
+                            pass
+        self.proc.wait()
+        self.stdout = data[out_fd].decode()
+        self.stderr = data[err_fd].decode()
+        self.answered_at = json_at or last_out
+
+    def wait(self, timeout):
+        return self.done.wait(timeout)
+
+    def result(self):
+        return base.Result(self.proc.argv, self.proc.returncode,
+                           self.stdout, self.stderr,
+                           (self.ended_at or time.time()) -
+                           self.proc.started_wall)
+
+
+class OrderTestCase(base.SnapphaseTestCase):
+    """Capture tests of one driver order (``ORDER``)."""
+
+    ORDER = None
+    #: the image status that proves the copy is over: saving or active
+    PROOF = 'saving'
+
+    def setUp(self):
+        super().setUp()
+        self.require('server', 'task-state', 'show')
+        self.require('server', 'task-state', 'watch')
+        self.require(*IMAGE_CREATE, option='--wait-phase')
+        self.addCleanup(driver.record_image_statuses(self.cloud.glance))
+        self.t0 = time.time()
+
+    # -- helpers --
+
+    def order_plan(self, hold=('copy',), **kwargs):
+        plan = self.plan('vm1', order=self.ORDER, hold=hold, **kwargs)
+        self.addOnException(lambda exc_info: self.addDetail(
+            'driver-record', content.text_content(plan.describe(self.t0))))
+        return plan
+
+    def upload_holds(self):
+        """Holds that keep a ``saving`` image from going active."""
+        return ('copy', 'upload') if self.PROOF == 'saving' else ('copy',)
+
+    def start_cli(self, *args):
+        proc = self.openstack_start(*args)
+        proc.started_wall = time.time()
+        return AnswerClock(proc)
+
+    def image_status(self, image_id):
+        return self.cloud.glance.show(None, image_id)['status']
+
+    def wait_cli_polls(self, clock, server_id, image_id, since, polls=2,
+                       image_polls=2):
+        """Wait until the CLI read the server and its image ``polls`` times.
+
+        Counted from the Nova and Glance HTTP logs (the test's own reads
+        use python-requests and are left out); ends early if the CLI ends.
+        """
+        server_path = '/v2.1/servers/%s' % server_id
+        image_path = '/v2/images/%s' % image_id
+
+        def polled():
+            return clock.done.is_set() or (
+                self.cloud.nova_http.count('GET', server_path, since)
+                >= polls and
+                self.cloud.glance_http.count('GET', image_path, since)
+                >= image_polls)
+        self.wait_for(polled, timeout=60,
+                      what='%d polls of %s and %s' % (polls, server_path,
+                                                      image_path))
+        return (self.cloud.nova_http.count('GET', server_path, since),
+                self.cloud.glance_http.count('GET', image_path, since))
+
+    def hold_copy_under_polls(self, plan, clock, server_id, image_polls=2):
+        """The copy is held: the CLI polls it twice and keeps running."""
+        plan.wait_entered('copy')
+        since = time.monotonic()
+        image_id = plan.image_ids[-1]
+        polls = self.wait_cli_polls(clock, server_id, image_id, since,
+                                    image_polls=image_polls)
+        self.assertFalse(clock.done.is_set(),
+                         'the CLI ended during the held copy: %r'
+                         % clock.result())
+        self.assertIsNone(clock.first_output_at,
+                          'the CLI answered during the held copy')
+        self.assertEqual(plan.copy_task_state,
+                         self.cloud.task_state(server_id))
+        self.assertEqual('queued', self.image_status(image_id))
+        self.assertNotIn('copy_ended', plan.times)
+        return image_id, polls
+
+    def release_and_answer(self, plan, clock):
+        """Release the copy; wait for the answer; then let the rest go."""
+        released_at = time.time()
+        plan.release('copy')
+        answered = clock.wait(CLI_WAIT)
+        upload_held = not plan.done.is_set()
+        plan.release()
+        self.assertTrue(answered, 'no answer %ss after the copy: %r'
+                        % (CLI_WAIT, clock.result()))
+        self.assertEqual('ok', plan.wait_done())
+        return released_at, upload_held
+
+    def check_answer(self, label, plan, clock, released_at, upload_held,
+                     proof_name=None):
+        """Answer after the copy's end, within WITHIN of the proof."""
+        result = clock.result()
+        self.assertEqual(0, result.returncode, result)
+        times = plan.times
+        proof_name = proof_name or 'image_%s' % self.PROOF
+        for name in ('copy_started', 'point_in_time', 'copy_ended',
+                     proof_name):
+            self.assertIn(name, times, plan.describe(self.t0))
+        if self.PROOF == 'active':
+            self.assertNotIn('image_saving', times, 'RBD went saving')
+        proof = times[proof_name]
+        answered = clock.answered_at
+        line = ('%s %s: copy %+.3f..%+.3f s (point in time %+.3f s), '
+                'released %+.3f s, %s %+.3f s; answered %+.3f s after '
+                '%s, %+.3f s after the copy ended, %+.3f s after the '
+                'release; exited %+.3f s after %s'
+                % (self.ORDER, label, times['copy_started'] - self.t0,
+                   times['copy_ended'] - self.t0,
+                   times['point_in_time'] - self.t0,
+                   released_at - self.t0, proof_name, proof - self.t0,
+                   answered - proof, proof_name,
+                   answered - times['copy_ended'], answered - released_at,
+                   clock.ended_at - proof, proof_name))
+        self.addDetail('timings', content.text_content(line))
+        path = os.environ.get('OSC_SNAPPHASE_CAPTURE_TIMINGS')
+        if path:
+            with open(path, 'a') as f:
+                f.write('%s %s\n' % (self.id(), line))
+        detail = '%s\n%s\n%r' % (line, plan.describe(self.t0), result)
+        self.assertGreater(answered, times['point_in_time'], detail)
+        self.assertGreater(answered, times['copy_ended'], detail)
+        self.assertGreaterEqual(answered, proof, detail)
+        self.assertLessEqual(answered - proof, WITHIN, detail)
+        if self.PROOF == 'saving':
+            self.assertTrue(upload_held, 'the CLI answered only after the '
+                            'held upload: ' + detail)
+        return result.json()
+
+    def check_shown_unsafe(self, shown, task_state, image_id):
+        self.assertEqual(task_state, shown['task_state'], shown)
+        self.assertIs(False, shown['disk_writes_safe'], shown)
+        self.assertIn(shown['capture'], CAPTURE_RUNNING, shown)
+        self.assertEqual('image-status', shown['capture_model'], shown)
+        self.assertIn(image_id, shown['capture_evidence'], shown)
+        self.assertIn('queued', shown['capture_evidence'], shown)
+        self.assertEqual('queued', self.image_status(image_id))
+
+
+class EveryOrderTests(object):
+    """(a), (b) and (c): mixed into the OrderTestCase of each order."""
+
+    def test_wait_phase_snapshot(self):
+        """(a) --wait-phase snapshot: after the copy, within 1 s."""
+        server_id = self.boot('vm1')
+        plan = self.order_plan(hold=self.upload_holds())
+        clock = self.start_cli(*IMAGE_CREATE, 'vm1', '--name', 'snap1',
+                               '--wait-phase', 'snapshot', '-f', 'json')
+        self.hold_copy_under_polls(plan, clock, server_id)
+        released_at, upload_held = self.release_and_answer(plan, clock)
+        out = self.check_answer('--wait-phase snapshot', plan, clock,
+                                released_at, upload_held)
+        self.assertEqual('complete', out['capture'], out)
+        self.assertEqual('image-status', out['capture_model'], out)
+        self.assertEqual(plan.image_ids, [out['id']])
+
+    def test_watch_until_disk_safe(self):
+        """(b) watch --until disk-safe: after the copy, within 1 s."""
+        server_id = self.boot('vm1')
+        plan = self.order_plan(hold=self.upload_holds())
+        self.openstack(*IMAGE_CREATE, 'vm1', '--name', 'snap1')
+        clock = self.start_cli('server', 'task-state', 'watch', 'vm1',
+                               '--until', 'disk-safe', '--timeout', '120',
+                               '-f', 'json')
+        self.hold_copy_under_polls(plan, clock, server_id)
+        released_at, upload_held = self.release_and_answer(plan, clock)
+        rows = self.check_answer('watch --until disk-safe', plan, clock,
+                                 released_at, upload_held)
+        self.assertEqual('complete', rows[-1]['Capture'], rows)
+        for row in rows[:-1]:
+            self.assertIn(row['Capture'], ('not-started',) + CAPTURE_RUNNING,
+                          rows)
+        self.assertIn(plan.copy_task_state,
+                      [row['Task State'] for row in rows[:-1]], rows)
+
+    def test_show_during_copy(self):
+        """(c) task-state show while the copy is held: not safe."""
+        server_id = self.boot('vm1')
+        plan = self.order_plan()
+        self.openstack(*IMAGE_CREATE, 'vm1', '--name', 'snap1')
+        plan.wait_entered('copy')
+        shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
+        self.assertNotIn('copy_ended', plan.times)
+        self.check_shown_unsafe(shown, plan.copy_task_state,
+                                plan.image_ids[-1])
+        plan.release()
+        self.assertEqual('ok', plan.wait_done())
+        self.cloud.wait_task_state(server_id, None)
+        shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
+        self.assertIs(True, shown['disk_writes_safe'], shown)
+
+
+class TestXenServerOrder(EveryOrderTests, OrderTestCase):
+    """The seed article's order: the copy in image_snapshot."""
+
+    ORDER = 'xenserver'
+
+    def test_xenserver_model_wait_phase_snapshot(self):
+        """The xenserver model: proven by the first image_pending_upload.
+
+        On this order it follows the end of the copy at once.
+        """
+        server_id = self.boot('vm1')
+        plan = self.order_plan(hold=('copy', 'pending_upload'))
+        clock = self.start_cli('--os-snapphase-capture-model', 'xenserver',
+                               *IMAGE_CREATE, 'vm1', '--name', 'snap1',
+                               '--wait-phase', 'snapshot', '-f', 'json')
+        self.hold_copy_under_polls(plan, clock, server_id, image_polls=0)
+        released_at = time.time()
+        plan.release('copy')
+        answered = clock.wait(CLI_WAIT)
+        still_pending = not plan.entered['upload'].is_set()
+        plan.release()
+        self.assertTrue(answered, clock.result())
+        self.assertEqual('ok', plan.wait_done())
+        first_pending_upload = plan.task_state_time('image_pending_upload')
+        self.assertIsNotNone(first_pending_upload, plan.describe(self.t0))
+        plan.mark('first_pending_upload', first_pending_upload)
+        out = self.check_answer('xenserver model --wait-phase snapshot',
+                                plan, clock, released_at, True,
+                                proof_name='first_pending_upload')
+        self.assertTrue(still_pending, 'the CLI answered only after the '
+                        'held image_pending_upload')
+        self.assertEqual('complete', out['capture'], out)
+        self.assertEqual('xenserver', out['capture_model'], out)
+        self.assertGreater(plan.times['image_saving'], clock.answered_at)
+
+
+class TestLibvirtFileOrder(EveryOrderTests, OrderTestCase):
+    """libvirt, file-backed live snapshot: the copy after the bounce."""
+
+    ORDER = 'libvirt-file'
+
+    def test_wait_phase_snapshot_through_the_bounce(self):
+        """(a) with the bounce held too: a queued image_uploading.
+
+        The first image_uploading, with the image queued, is no proof.
+        """
+        server_id = self.boot('vm1')
+        plan = self.order_plan(hold=('bounce',) + self.upload_holds())
+        clock = self.start_cli(*IMAGE_CREATE, 'vm1', '--name', 'snap1',
+                               '--wait-phase', 'snapshot', '-f', 'json')
+        plan.wait_entered('bounce')
+        image_id = plan.image_ids[-1]
+        self.wait_cli_polls(clock, server_id, image_id, time.monotonic())
+        self.assertFalse(clock.done.is_set(), clock.result())
+        self.assertEqual('image_uploading', self.cloud.task_state(server_id))
+        self.assertEqual('queued', self.image_status(image_id))
+        plan.release('bounce')
+        self.hold_copy_under_polls(plan, clock, server_id)
+        released_at, upload_held = self.release_and_answer(plan, clock)
+        self.check_answer('--wait-phase snapshot (bounce held)', plan,
+                          clock, released_at, upload_held)
+        self.assertEqual(
+            ['image_pending_upload', 'image_uploading',
+             'image_pending_upload', 'image_uploading'],
+            [state for state, _t in plan.task_states])
+
+    def test_show_during_copy(self):
+        """(c) show in the bounce and in the copy: not safe in either.
+
+        The bounce: image_uploading with a queued image; the copy: the
+        second image_pending_upload.
+        """
+        self.boot('vm1')
+        plan = self.order_plan(hold=('bounce', 'copy'))
+        self.openstack(*IMAGE_CREATE, 'vm1', '--name', 'snap1')
+        plan.wait_entered('bounce')
+        shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
+        self.check_shown_unsafe(shown, 'image_uploading',
+                                plan.image_ids[-1])
+        plan.release('bounce')
+        plan.wait_entered('copy')
+        shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
+        self.assertNotIn('copy_ended', plan.times)
+        self.check_shown_unsafe(shown, 'image_pending_upload',
+                                plan.image_ids[-1])
+        plan.release()
+        self.assertEqual('ok', plan.wait_done())
+
+    def test_xenserver_model_answers_during_the_copy(self):
+        """The xenserver model on libvirt answers before the copy ends.
+
+        That is what the model claims, and proof that the other tests
+        would see a too-early answer.
+        """
+        server_id = self.boot('vm1')
+        plan = self.order_plan()
+        clock = self.start_cli('--os-snapphase-capture-model', 'xenserver',
+                               *IMAGE_CREATE, 'vm1', '--name', 'snap1',
+                               '--wait-phase', 'snapshot', '-f', 'json')
+        plan.wait_entered('copy')
+        answered = clock.wait(CLI_WAIT)
+        copy_held = 'copy_ended' not in plan.times
+        plan.release()
+        self.assertTrue(answered, clock.result())
+        self.assertTrue(copy_held)
+        self.assertEqual(0, clock.result().returncode, clock.result())
+        out = clock.result().json()
+        self.assertEqual('xenserver', out['capture_model'], out)
+        self.assertEqual('complete', out['capture'], out)
+        self.assertEqual('ok', plan.wait_done())
+        self.assertLess(clock.answered_at, plan.times['copy_ended'])
+        self.cloud.wait_task_state(server_id, None)
+
+
+class TestLibvirtRBDOrder(EveryOrderTests, OrderTestCase):
+    """libvirt RBD direct snapshot: the copy in image_uploading.
+
+    The image stays queued until it goes active with its location.
+    """
+
+    ORDER = 'libvirt-rbd'
+    PROOF = 'active'
