@@ -278,7 +278,8 @@ class LibvirtNovaCloud(cloud.NovaCloud):
         super().__init__(workdir=workdir)
         self.backend = backend
         self.record = CaptureRecord()
-        #: (monotonic time, method, path, token) of every Nova API request
+        #: (time.time() at start, at end, service, method, path, token) of
+        #: every Nova and Glance API request
         self.token_log = []
 
     def _setUp(self):
@@ -288,7 +289,10 @@ class LibvirtNovaCloud(cloud.NovaCloud):
             _LibvirtHarness))
         super()._setUp()
         self.install_glance_hook()
-        self.nova_http.app = _TokenLog(self.nova_http.app, self.token_log)
+        self.nova_http.app = _TokenLog(self.nova_http.app, 'nova',
+                                       self.token_log)
+        self.glance_http.app = _TokenLog(self.glance_http.app, 'glance',
+                                         self.token_log)
         # Let a held driver go before the services stop.
         self.addCleanup(self.record.abort)
 
@@ -506,31 +510,51 @@ class LibvirtNovaCloud(cloud.NovaCloud):
         self.addCleanup(vars(store).pop, 'update', None)
 
     def tokens(self):
-        """The tokens of every Nova API request so far."""
-        return {token for _t, _m, _p, token in list(self.token_log)}
+        """The tokens of every Nova or Glance API request so far."""
+        return {entry[5] for entry in list(self.token_log)}
 
     def server_reads(self, server_id, since=0.0, exclude_tokens=()):
-        """GETs of the server since ``since`` with another token.
+        """GETs of the server since ``since`` (time.time()), other tokens.
 
         Each ``openstack`` process gets its own token, so this counts the
         polls of one CLI while another one polls the same server.
         """
         path = '/v2.1/servers/%s' % server_id
         exclude = set(exclude_tokens) | {self.admin_token}
-        return sum(1 for t, method, p, token in list(self.token_log)
-                   if t >= since and method == 'GET' and p == path and
-                   token not in exclude)
+        return sum(1 for start, _end, service, method, p, token
+                   in list(self.token_log)
+                   if start >= since and service == 'nova' and
+                   method == 'GET' and p == path and token not in exclude)
+
+    def requests_of(self, token, since=0.0, until=None):
+        """(start, end, service, method, path) of one client's requests."""
+        return [entry[:5] for entry in list(self.token_log)
+                if entry[5] == token and entry[0] >= since and
+                (until is None or entry[0] <= until)]
+
+    def token_of(self, method, path):
+        """The token of the first request ``method path``, or None."""
+        for entry in list(self.token_log):
+            if entry[3] == method and entry[4] == path:
+                return entry[5]
+        return None
 
 
 class _TokenLog(object):
     """WSGI middleware: log each request with its ``X-Auth-Token``."""
 
-    def __init__(self, app, log):
+    def __init__(self, app, service, log):
         self.app = app
+        self.service = service
         self.log = log
 
     def __call__(self, environ, start_response):
-        self.log.append((time.monotonic(), environ['REQUEST_METHOD'],
-                         environ.get('PATH_INFO', ''),
-                         environ.get('HTTP_X_AUTH_TOKEN')))
-        return self.app(environ, start_response)
+        # Read before the app: Nova's urlmap moves PATH_INFO on.
+        method = environ['REQUEST_METHOD']
+        path = environ.get('PATH_INFO', '')
+        token = environ.get('HTTP_X_AUTH_TOKEN')
+        started = time.time()
+        body = self.app(environ, start_response)
+        self.log.append((started, time.time(), self.service, method, path,
+                         token))
+        return body

@@ -177,12 +177,13 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
             rec.release('bounce')
         rec.wait_reached('copy')
         # The create CLI is polling with its own token by now.
-        since = time.monotonic()
+        since = time.time()
         known_tokens = self.cloud.tokens()
         watch, watch_clock = self.start_cli(
             'server', 'task-state', 'watch', 'vm1', '--until', 'disk-safe',
             '--timeout', '120', '-f', 'json')
         self.wait_running(watch_clock, server_id, since, known_tokens)
+        watch_tokens = self.cloud.tokens() - known_tokens
         # (c) while the copy is held
         shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
         self.assertTrue(rec.is_held('copy'), 'the copy was not held')
@@ -200,9 +201,12 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
 
         self.addDetail('capture-record',
                        content.text_content(rec.describe(t0)))
+        action = '/v2.1/servers/%s/action' % server_id
         return {
             'server_id': server_id, 't0': t0, 'shown': shown,
             'bounce': bounce,
+            'tokens': {'create': {self.cloud.token_of('POST', action)},
+                       'watch': watch_tokens},
             'held_task_state': held_task_state,
             'held_image_status': image_status,
             'create': create_clock, 'watch': watch_clock,
@@ -232,6 +236,7 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                             % shown.get('capture'))
 
         timings = {}
+        polls = {}
         for label, key in (('(a) image create --wait-phase snapshot',
                             'create'),
                            ('(b) task-state watch --until disk-safe',
@@ -240,6 +245,7 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
             result = clock.result()
             answered_at = clock.output_at
             timings[key] = (answered_at - proof, clock.ended_at - proof)
+            polls[key] = self.polls(run['tokens'][key], proof, answered_at)
             if result.returncode != 0:
                 failures.append('%s: exit status %s: %r'
                                 % (label, result.returncode, result))
@@ -275,13 +281,31 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
         if self.PROOF == 'saving' and not run['upload_held_at_exit']:
             failures.append('the CLIs did not both return while the upload '
                             'was held (image saving)')
-        self._report(run, point, ended, proof, timings)
+        self._report(run, point, ended, proof, timings, polls)
         if failures:
             self.fail('\n'.join(failures) + '\n\nrecord:\n' +
                       rec.describe(run['t0']) + '\n\nshow: ' +
-                      json.dumps(shown))
+                      json.dumps(shown) + '\n\n' + self._polls_text(polls))
 
-    def _report(self, run, point, ended, proof, timings):
+    def polls(self, tokens, proof, answered_at):
+        """A CLI's requests from 3 s before the proof to its answer."""
+        found = []
+        for token in tokens:
+            found.extend(self.cloud.requests_of(token, proof - 3.0,
+                                                answered_at))
+        lines = ['%+7.3f..%+7.3f s  %s %s %s' % (
+                 start - proof, end - proof, service, method, path)
+                 for start, end, service, method, path in sorted(found)]
+        lines.append('%+7.3f s  answered' % (answered_at - proof))
+        return lines
+
+    def _polls_text(self, polls):
+        return '\n'.join(
+            'requests of the %s CLI (relative to the Glance %s):\n  %s'
+            % (key, self.PROOF, '\n  '.join(lines))
+            for key, lines in sorted(polls.items()))
+
+    def _report(self, run, point, ended, proof, timings, polls):
         t0 = run['t0']
         line = ('%s: point_in_time %+.3f s, copy_ended %+.3f s, glance %s '
                 '%+.3f s; after %s: create answered %+.3f s (exited '
@@ -303,11 +327,14 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                         run['bounce']['shown'].get('disk_writes_safe'),
                         run['bounce']['shown'].get('capture')))
         self.addDetail('timings', content.text_content(line))
+        self.addDetail('cli-requests',
+                       content.text_content(self._polls_text(polls)))
         path = os.environ.get('OSC_SNAPPHASE_CAPTURE_TIMINGS')
         if path:
             with open(path, 'a') as f:
-                f.write('%s %s\n%s\n'
-                        % (self.id(), line, self.record.describe(t0)))
+                f.write('%s %s\n%s\n%s\n'
+                        % (self.id(), line, self.record.describe(t0),
+                           self._polls_text(polls)))
 
 
 class TestLiveFileBacked(LibvirtCaptureTestCase):
