@@ -793,6 +793,9 @@ def main(argv=None):
         print('export OS_CLOUD=nova-admin   # or nova-demo')
         print('# nova %s  glance %s  keystone %s' % (
             cloud.nova_url, cloud.glance_url, cloud.auth_url))
+        print('# cinder %s/v3/<project>; boot from volume: openstack '
+              'server create --flavor m1.tiny --volume %s --nic none bfv1'
+              % (cloud.cinder_url, cloud.cinder.IMAGE_BACKED_VOL))
         print('# try: openstack server create --flavor m1.tiny --image %s '
               '--nic none vm1 --wait' % glance_fixture.GlanceFixture.image1[
                   'id'])
