@@ -12,91 +12,174 @@
 
 """``openstack server task-state show`` against the simulator."""
 
+import functools
 import socket
 import subprocess
+from unittest import mock
 
+from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 
-# Each phase lasts long enough for one `openstack` run (about a second, more
-# on a loaded machine) to land inside it after wait_task_state.
-LONG = 3.0
+# A simulator (a Python process) may take long to start on a loaded
+# machine: wait for its ready file, however long it takes.
+STARTUP_TIMEOUT = 120.0
 
-# task state -> (phase, disk_writes_safe, image_create_allowed)
-EXPECTED = {
-    None: ('idle', True, True),
-    'image_snapshot_pending': ('disk-capture', False, False),
-    'image_snapshot': ('disk-capture', False, False),
-    'image_backup': ('disk-capture', False, False),
-    'image_pending_upload': ('packaging', True, False),
-    'image_uploading': ('upload', True, False),
+# Steps the tests do not look at are short; the ones they look at are held.
+SHORT = {'pending': 0.05, 'snapshot': 0.1, 'backup': 0.1,
+         'pending_upload': 0.1, 'copy': 0.1, 'bounce': 5, 'uploading': 0.2}
+
+# task state -> phase
+PHASES = {
+    None: 'idle',
+    'image_snapshot_pending': 'disk-capture',
+    'image_snapshot': 'disk-capture',
+    'image_backup': 'disk-capture',
+    'image_pending_upload': 'packaging',
+    'image_uploading': 'upload',
 }
 
-IMAGE_SEQUENCE = (('pending', 'image_snapshot_pending'),
-                  ('snapshot', 'image_snapshot'),
-                  ('pending_upload', 'image_pending_upload'),
-                  ('uploading', 'image_uploading'))
-BACKUP_SEQUENCE = (('backup', 'image_backup'),
-                   ('pending_upload', 'image_pending_upload'),
-                   ('uploading', 'image_uploading'))
+# (held step, task state, capture, disk_writes_safe, image status) of each
+# step, in the order of the driver. Under the default capture model
+# (image-status) only a saving image proves the copy over: the disk is
+# unsafe until the final image_uploading.
+XENSERVER_IMAGE = (
+    ('pending', 'image_snapshot_pending', 'not-started', False, 'queued'),
+    ('snapshot', 'image_snapshot', 'in-progress', False, 'queued'),
+    ('pending_upload', 'image_pending_upload', 'in-progress', False,
+     'queued'),
+    ('uploading', 'image_uploading', 'complete', True, 'saving'),
+)
+XENSERVER_BACKUP = (
+    ('backup', 'image_backup', 'in-progress', False, 'queued'),
+    ('pending_upload', 'image_pending_upload', 'in-progress', False,
+     'queued'),
+    ('uploading', 'image_uploading', 'complete', True, 'saving'),
+)
+# libvirt file-backed disks: the image_uploading bounce (queued image) and
+# the copy in the second image_pending_upload are not safe.
+LIBVIRT_FILE_IMAGE = (
+    ('pending', 'image_snapshot_pending', 'not-started', False, 'queued'),
+    ('snapshot', 'image_snapshot', 'in-progress', False, 'queued'),
+    ('pending_upload', 'image_pending_upload', 'in-progress', False,
+     'queued'),
+    ('uploading', 'image_uploading', 'in-progress', False, 'queued'),
+    ('copy', 'image_pending_upload', 'in-progress', False, 'queued'),
+    ('uploading', 'image_uploading', 'complete', True, 'saving'),
+)
 
 
-class TestShowPhases(base.TestCase):
-    """Sample ``show -f json`` in every phase of image and backup creation."""
+class PatientStart:
+    """Start the simulator however long a loaded machine takes.
+
+    base.TestCase starts it with the fixture's default startup timeout
+    (10 s), which a machine under load exceeds (SetupError).
+    """
+
+    def setUp(self):
+        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
+                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
+            super().setUp()
+
+
+class TestShowPhases(PatientStart, base.TestCase):
+    """Hold every step of an image-create and a backup; show each."""
+
+    durations = SHORT
 
     def show(self, server, *extra, expect=0):
-        return self.openstack('server', 'task-state', 'show', server,
-                              '-f', 'json', *extra, expect=expect)
+        return self.openstack(*extra + ('server', 'task-state', 'show',
+                                        server, '-f', 'json'),
+                              expect=expect).json()
 
-    def assert_shown(self, server, task_state):
-        data = self.show(server['id']).json()
-        phase, safe, allowed = EXPECTED[task_state]
+    def assert_shown(self, server, task_state, capture, safe, image=None,
+                     status=None):
+        data = self.show(server['id'])
         self.assertEqual(server['id'], data['id'])
         self.assertEqual(server['name'], data['name'])
         # An empty task state is JSON null.
-        self.assertEqual(task_state, data['task_state'],
-                         'the phase under test ended before show ran')
-        self.assertEqual(phase, data['phase'])
+        self.assertEqual(task_state, data['task_state'])
+        self.assertEqual(PHASES[task_state], data['phase'])
+        self.assertEqual((capture, 'image-status'),
+                         (data['capture'], data['capture_model']),
+                         data['capture_evidence'])
         # JSON booleans, not strings.
         self.assertIs(safe, data['disk_writes_safe'])
-        self.assertIs(allowed, data['image_create_allowed'])
+        self.assertIs(task_state is None, data['image_create_allowed'])
+        self.assertIs(False, data['volume_backed'])
         self.assertEqual('ACTIVE', data['status'])
         self.assertEqual('active', data['vm_state'])
         self.assertEqual('Running', data['power_state'])
         self.assertTrue(data['description'])
+        if capture in ('in-progress', 'complete'):
+            # The evidence names the snapshot image and its status.
+            self.assertIn(image, data['capture_evidence'])
+            self.assertIn(status, data['capture_evidence'])
         return data
 
-    def _walk(self, sequence, *create):
-        server = self.create_server('vm1')
-        self.assert_shown(server, None)
-        # One operation whose every phase is long enough for a show run.
-        self.control.configure(durations={
-            phase: LONG for phase, _state in sequence})
-        proc = self.start(*create + (server['id'], '-f', 'json'))
-        for _phase, task_state in sequence:
-            self.control.wait_task_state(server['id'], task_state)
-            self.assert_shown(server, task_state)
-        self.finish(proc)
-        self.control.wait_task_state(server['id'], None, timeout=30)
-        self.assert_shown(server, None)
+    def _walk(self, steps, *create, driver='xenserver', also=None):
+        """Hold each step in turn and show the server in it.
+
+        also(server, step): more checks while a step is held.
+        """
+        server = self.create_server('vm1', driver=driver)
+        self.assert_shown(server, None, 'none', True)
+        for step in {step for step, *_rest in steps}:
+            self.hold(step, server['id'])
+        # The CLI prints the image while the first step is held.
+        image = self.openstack(*create + (server['id'], '-f',
+                                          'json')).json()
+        for index, (step, task_state, capture, safe, status) in enumerate(
+                steps):
+            self.control.wait_held(step, server['id'], timeout=60)
+            self.assertEqual(status,
+                             self.control.image(image['id'])['status'])
+            self.assert_shown(server, task_state, capture, safe,
+                              image['id'], status)
+            if also:
+                also(server, step)
+            self.assertEqual(1, self.control.release(step, server['id']))
+            if step in [s[0] for s in steps[index + 1:]]:
+                # Again later (the libvirt bounce, then the upload): the
+                # operation is held at the next step meanwhile.
+                self.hold(step, server['id'])
+        self.control.wait_task_state(server['id'], None, timeout=60)
+        self.assert_shown(server, None, 'none', True)
+        self.assertEqual('active', self.control.image(image['id'])['status'])
 
     def test_every_phase_of_an_image_create(self):
-        self._walk(IMAGE_SEQUENCE, 'server', 'image', 'create', '--name',
-                   'snap')
+        def xenserver_model(server, step):
+            # The xenserver model takes the end of image_snapshot as the
+            # proof (right for XenServer only): safe from
+            # image_pending_upload on.
+            if step == 'pending_upload':
+                data = self.show(server['id'],
+                                 '--os-snapphase-capture-model', 'xenserver')
+                self.assertEqual(('complete', 'xenserver', True), (
+                    data['capture'], data['capture_model'],
+                    data['disk_writes_safe']))
+        self._walk(XENSERVER_IMAGE, 'server', 'image', 'create', '--name',
+                   'snap', also=xenserver_model)
+
+    def test_every_phase_of_a_libvirt_file_image_create(self):
+        self._walk(LIBVIRT_FILE_IMAGE, 'server', 'image', 'create',
+                   '--name', 'snap', driver='libvirt-file')
 
     def test_every_phase_of_a_backup(self):
-        self._walk(BACKUP_SEQUENCE, 'server', 'backup', 'create', '--name',
+        self._walk(XENSERVER_BACKUP, 'server', 'backup', 'create', '--name',
                    'bak', '--type', 'daily', '--rotate', '2')
 
     def test_other_task_state_is_busy(self):
         server = self.create_server('vm1', task_state='rebooting')
-        data = self.show('vm1').json()
+        data = self.show('vm1')
         self.assertEqual('rebooting', data['task_state'])
         self.assertEqual('other', data['phase'])
+        self.assertEqual('none', data['capture'])
+        self.assertIs(True, data['disk_writes_safe'])
         self.assertIs(False, data['image_create_allowed'])
         self.assertEqual(server['id'], data['id'])
 
 
-class TestShowFormats(base.TestCase):
+class TestShowFormats(PatientStart, base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -109,17 +192,23 @@ class TestShowFormats(base.TestCase):
         data = self.show('-f', 'json').json()
         self.assertEqual(
             {'id', 'name', 'status', 'vm_state', 'task_state',
-             'power_state', 'phase', 'description', 'disk_writes_safe',
-             'image_create_allowed'}, set(data))
+             'power_state', 'phase', 'description', 'capture',
+             'capture_evidence', 'capture_model', 'disk_writes_safe',
+             'image_create_allowed', 'volume_backed'}, set(data))
         self.assertIsNone(data['task_state'])
+        self.assertEqual('none', data['capture'])
+        self.assertTrue(data['capture_evidence'])
+        self.assertEqual('image-status', data['capture_model'])
         self.assertIs(True, data['disk_writes_safe'])
         self.assertIs(True, data['image_create_allowed'])
+        self.assertIs(False, data['volume_backed'])
 
     def test_table(self):
         out = self.show('-f', 'table').stdout
         self.assertIn('| Field', out)
-        for field in ('disk_writes_safe', 'image_create_allowed', 'phase',
-                      self.server['id']):
+        for field in ('capture', 'capture_evidence', 'capture_model',
+                      'disk_writes_safe', 'image_create_allowed', 'phase',
+                      'volume_backed', self.server['id']):
             self.assertIn(field, out)
 
     def test_default_format_is_table(self):
@@ -127,10 +216,15 @@ class TestShowFormats(base.TestCase):
 
     def test_value(self):
         lines = self.show('-f', 'value').stdout.splitlines()
-        self.assertEqual(10, len(lines))
+        # id, name, status, vm_state, task_state, power_state, phase,
+        # description, capture, capture_evidence, capture_model,
+        # disk_writes_safe, image_create_allowed, volume_backed
+        self.assertEqual(14, len(lines))
         self.assertEqual(self.server['id'], lines[0])
         self.assertEqual('vm1', lines[1])
         self.assertEqual('idle', lines[6])
+        self.assertEqual(['none', 'image-status', 'True', 'True', 'False'],
+                         [lines[8]] + lines[10:])
 
     def test_value_with_columns(self):
         out = self.show('-f', 'value', '-c', 'phase', '-c',
@@ -141,17 +235,21 @@ class TestShowFormats(base.TestCase):
         out = self.show('-f', 'shell', '--prefix', 'ts_').stdout
         self.assertIn('ts_id="%s"' % self.server['id'], out)
         self.assertIn('ts_phase="idle"', out)
+        self.assertIn('ts_capture="none"', out)
+        self.assertIn('ts_capture_model="image-status"', out)
         self.assertIn('ts_disk_writes_safe="True"', out)
 
     def test_yaml(self):
         out = self.show('-f', 'yaml').stdout
+        self.assertIn('capture: none', out)
         self.assertIn('disk_writes_safe: true', out)
+        self.assertIn('volume_backed: false', out)
         self.assertIn('image_create_allowed: true', out)
         self.assertIn('task_state: null', out)
         self.assertIn('id: %s' % self.server['id'], out)
 
 
-class TestShowBadInput(base.TestCase):
+class TestShowBadInput(PatientStart, base.TestCase):
 
     def assert_one_line_error(self, result, *fragments, warnings=0):
         self.assertNotEqual(0, result.returncode)
@@ -198,7 +296,7 @@ class TestShowBadInput(base.TestCase):
             [base.OPENSTACK, 'server', 'task-state', 'show', 'vm1'],
             env={k: v for k, v in self.environ(env=env).items()
                  if k != 'OS_CLOUD'},
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=120,
             stdin=subprocess.DEVNULL)
         result = base.Result(('no-credentials',), started.returncode,
                              started.stdout, started.stderr, 0, 0)
