@@ -192,8 +192,8 @@ def _judge_volumes(facts, model):
     return Capture(COMPLETE, 'all %d volume snapshots of image %s left '
                    'creating (%s)' % (
                        len(snapshots), image,
-                       ', '.join(sorted(set(s.status for s in snapshots)))),
-                   model)
+                       ', '.join('%s %s' % (s.id, s.status)
+                                 for s in snapshots)), model)
 
 
 def judge_capture(facts, model=DEFAULT_CAPTURE_MODEL):

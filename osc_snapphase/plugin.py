@@ -48,8 +48,10 @@ def build_option_parser(parser):
         metavar='<model>',
         default=os.environ.get('OS_SNAPPHASE_CAPTURE_MODEL'),
         help='What proves that the disk capture of an image-create is over: '
-             'image-status (default: the snapshot image is saving or '
-             'active, right on every Nova driver) or xenserver (the task '
+             'image-status (default: the snapshot image is saving, '
+             'importing or active, right on every Nova driver; for a '
+             'volume-backed server its Cinder snapshots have left '
+             'creating) or xenserver (the task '
              'state left image_snapshot: right only for the removed '
              'XenServer and Hyper-V drivers). Also clouds.yaml key '
              'snapphase_capture_model (Env: OS_SNAPPHASE_CAPTURE_MODEL)',

@@ -58,8 +58,8 @@ WATCH_COLUMNS = (
     'Task State',
     'Power State',
     'Phase',
-    'Capture',
     'Previous Duration',
+    'Capture',
     'Capture Evidence',
 )
 
@@ -172,8 +172,8 @@ def _row(change):
         change.task_state,
         common.power_state_name(change.power_state),
         change.phase,
-        change.capture,
         duration,
+        change.capture,
         change.capture_evidence,
     )
 
@@ -181,9 +181,9 @@ def _row(change):
 class WatchTaskState(command.Lister):
     """Watch the task states of servers as they change.
 
-    Prints one row per observed change of status, vm_state, task_state or
-    power_state of each server; the first row of each server is its state
-    when the watch starts. On a terminal, and with ``-f value``, ``-f csv``
+    Prints one row per observed change of status, vm_state, task_state,
+    power_state or disk capture state of each server; the first row of
+    each server is its state when the watch starts. On a terminal, and with ``-f value``, ``-f csv``
     or ``--stream -f json``, rows appear as the changes happen; ``-f json``
     and ``-f yaml`` print one document when the watch ends.
 

@@ -307,11 +307,11 @@ class TestTaskStateWatch(TestTaskState):
         rows = list(rows)
         self.assertEqual(
             [(self.server.id, 'vm1', 'ACTIVE', 'active', 'image_snapshot',
-              'Running', 'disk-capture', 'in-progress', None),
+              'Running', 'disk-capture', None, 'in-progress'),
              (self.server.id, 'vm1', 'ACTIVE', 'active', 'image_uploading',
-              'Running', 'upload', 'in-progress', 1.0),
+              'Running', 'upload', 1.0, 'in-progress'),
              (self.server.id, 'vm1', 'ACTIVE', 'active', None, 'Running',
-              'idle', 'complete', 2.0)],
+              'idle', 2.0, 'complete')],
             [r[1:-1] for r in rows])
         self.assertEqual(
             'task state image_snapshot, image %s queued since '

@@ -1,0 +1,197 @@
+#   Licensed under the Apache License, Version 2.0 (the "License"); you may
+#   not use this file except in compliance with the License. You may obtain
+#   a copy of the License at
+#
+#        http://www.apache.org/licenses/LICENSE-2.0
+#
+#   Unless required by applicable law or agreed to in writing, software
+#   distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#   WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#   License for the specific language governing permissions and limitations
+#   under the License.
+
+"""Volume-backed servers: the image-create's copies are Cinder snapshots.
+
+Nova sets no task state and answers with an image that is already active;
+the snapshots are still ``creating``. The simulator holds them until the
+CLI has read them a few times, then the tests check the CLI against the
+simulator's own record of when each snapshot left ``creating``.
+"""
+
+from osc_snapphase.tests.functional import base
+
+MAX_LATENCY = 1.0
+SNAPSHOT_GET = 'GET /volume/v3/{project_id}/snapshots/{id}'
+
+
+class VolumeBackedTestCase(base.TestCase):
+
+    durations = {'volume_snapshot': 0.3}
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.create_server('bfv', volume_backed=True)
+        self.volume_id = self.server[
+            'os-extended-volumes:volumes_attached'][0]['id']
+
+    def snapshots_until_polled(self, proc, polls=3):
+        """With the snapshot held, let the CLI read it; it still waits."""
+        self.control.wait_held('volume_snapshot', server=self.server['id'],
+                               timeout=60)
+        self.wait_requests(SNAPSHOT_GET,
+                           self.request_count(SNAPSHOT_GET) + polls,
+                           timeout=60)
+        self.assertIsNone(proc.poll(), 'returned while snapshots creating')
+        self.control.release('volume_snapshot', server=self.server['id'])
+
+    def snapshot_captures(self):
+        return [c for c in self.control.captures(self.server['id'])
+                if c['driver'] == 'cinder']
+
+    def wait_phase(self, *extra):
+        return self.start('server', 'image', 'create', self.server['id'],
+                          '--name', 'bfv-snap', '--wait-phase', 'snapshot',
+                          '-f', 'json', *extra)
+
+
+class TestWaitPhase(VolumeBackedTestCase):
+
+    def test_returns_once_every_snapshot_left_creating(self):
+        self.hold('volume_snapshot', server=self.server['id'])
+        proc = self.wait_phase()
+        self.snapshots_until_polled(proc)
+        result = self.finish_timed(proc)
+        data = result.json()
+        captures = self.snapshot_captures()
+        self.assertEqual(1, len(captures))
+        last = max(c['ended'] for c in captures)
+        latency = result.output_at - last
+        self.assertGreaterEqual(latency, 0, 'returned before the snapshot')
+        self.assertLessEqual(latency, MAX_LATENCY)
+        self.assertEqual('complete', data['capture'])
+        self.assertIn(captures[0]['snapshot_id'], data['capture_evidence'])
+        self.assertEqual('available', self.control.volume_snapshots(
+            self.volume_id)[0]['status'])
+        # The image of a volume-backed server, as Nova makes it.
+        image = self.control.image(data['id'])
+        self.assertEqual('active', image['status'])
+        self.assertIn('block_device_mapping', image['properties'])
+        self.assertNotIn('instance_uuid', image['properties'])
+
+    def test_snapshot_error_gives_3_and_names_it(self):
+        self.control.add_fault('volume_snapshot', 'volume_snapshot_error',
+                               server=self.server['id'])
+        result = self.finish(self.wait_phase(), expect=3)
+        snapshot = self.control.volume_snapshots(self.volume_id)[0]
+        self.assertEqual('error', snapshot['status'])
+        image_id = self.control.state()['images'][-1]['id']
+        for name in (snapshot['id'], self.volume_id, image_id):
+            self.assertIn(name, result.stderr)
+        self.assertEqual('', result.stdout)
+
+    def test_snapshot_deleted_gives_3(self):
+        self.control.add_fault('volume_snapshot', 'volume_snapshot_deleted',
+                               server=self.server['id'])
+        result = self.finish(self.wait_phase(), expect=3)
+        self.assertIn('gone (404)', result.stderr)
+
+    def test_warns_of_another_image_create_still_creating(self):
+        self.hold('volume_snapshot', server=self.server['id'])
+        first = self.image_create(self.server['id'], 'first')
+        self.control.wait_held('volume_snapshot', server=self.server['id'],
+                               timeout=60)
+        proc = self.wait_phase()
+        self.snapshots_until_polled(proc, polls=1)
+        result = self.finish(proc)
+        self.assertIn('has another snapshot still creating', result.stderr)
+        self.assertNotEqual(first['id'], result.json()['id'])
+
+    def test_backup_is_refused_clearly(self):
+        before = self.control.state()['images']
+        result = self.openstack(
+            'server', 'backup', 'create', self.server['id'], '--name', 'b',
+            '--type', 'daily', '--rotate', '2', '--wait-phase', 'snapshot',
+            expect=1)
+        self.assertIn('is volume-backed: Nova refuses a backup',
+                      result.stderr)
+        self.assertEqual(before, self.control.state()['images'])
+
+
+class TestWatchImage(VolumeBackedTestCase):
+
+    def test_started_after_a_failure_exits_3(self):
+        self.control.add_fault('volume_snapshot', 'volume_snapshot_error',
+                               server=self.server['id'])
+        image = self.image_create(self.server['id'])
+        self.control.wait_for(lambda state: any(
+            s['status'] == 'error' for s in state['volume_snapshots']),
+            timeout=60)
+        result = self.openstack('server', 'task-state', 'watch', '--image',
+                                image['id'], '-f', 'json', expect=3)
+        self.assertIn('is error', result.stderr)
+        self.assertEqual('failed', result.json()[-1]['Capture'])
+
+    def test_started_after_a_success_exits_0(self):
+        image = self.image_create(self.server['id'])
+        self.control.wait_for(lambda state: state['volume_snapshots'] and all(
+            s['status'] == 'available' for s in state['volume_snapshots']),
+            timeout=60)
+        result = self.openstack('server', 'task-state', 'watch', '--image',
+                                image['id'], '-f', 'json')
+        rows = result.json()
+        self.assertEqual(self.server['id'], rows[-1]['Server ID'])
+        self.assertEqual('complete', rows[-1]['Capture'])
+
+    def test_follows_a_running_one(self):
+        self.hold('volume_snapshot', server=self.server['id'])
+        image = self.image_create(self.server['id'])
+        proc = self.start('server', 'task-state', 'watch', '--image',
+                          image['id'], '--until', 'disk-safe', '-f', 'json')
+        self.snapshots_until_polled(proc)
+        result = self.finish_timed(proc)
+        last = max(c['ended'] for c in self.snapshot_captures())
+        self.assertGreaterEqual(result.output_at, last)
+        self.assertLessEqual(result.output_at - last, MAX_LATENCY)
+        self.assertEqual(['in-progress', 'complete'],
+                         [r['Capture'] for r in result.json()])
+
+    def test_image_backed_image(self):
+        server = self.create_server('vm1')
+        image = self.image_create(server['id'])
+        result = self.openstack('server', 'task-state', 'watch', '--image',
+                                image['id'], '-f', 'json')
+        self.assertEqual(server['id'], result.json()[-1]['Server ID'])
+        self.assertEqual('active', self.control.image(image['id'])['status'])
+
+
+class TestShowAndWatchByName(VolumeBackedTestCase):
+
+    def test_show_while_creating_and_after(self):
+        self.hold('volume_snapshot', server=self.server['id'])
+        self.image_create(self.server['id'])
+        self.control.wait_held('volume_snapshot', server=self.server['id'],
+                               timeout=60)
+        data = self.openstack('server', 'task-state', 'show',
+                              self.server['id'], '-f', 'json').json()
+        self.assertEqual((None, True, 'in-progress', False),
+                         (data['task_state'], data['volume_backed'],
+                          data['capture'], data['disk_writes_safe']))
+        self.assertIn('watch --image', data['description'])
+        self.control.release('volume_snapshot', server=self.server['id'])
+        self.control.wait_for(lambda state: all(
+            s['status'] == 'available' for s in state['volume_snapshots']),
+            timeout=60)
+        data = self.openstack('server', 'task-state', 'show',
+                              self.server['id'], '-f', 'json').json()
+        self.assertEqual(('none', True), (data['capture'],
+                                          data['disk_writes_safe']))
+
+    def test_watch_server_until_disk_safe(self):
+        self.hold('volume_snapshot', server=self.server['id'])
+        self.image_create(self.server['id'])
+        proc = self.start('server', 'task-state', 'watch', self.server['id'],
+                          '--until', 'disk-safe', '-f', 'json')
+        self.snapshots_until_polled(proc)
+        result = self.finish_timed(proc)
+        last = max(c['ended'] for c in self.snapshot_captures())
+        self.assertGreaterEqual(result.output_at, last)
