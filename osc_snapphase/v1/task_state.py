@@ -183,9 +183,10 @@ class WatchTaskState(command.Lister):
 
     Prints one row per observed change of status, vm_state, task_state,
     power_state or disk capture state of each server; the first row of
-    each server is its state when the watch starts. On a terminal, and with ``-f value``, ``-f csv``
-    or ``--stream -f json``, rows appear as the changes happen; ``-f json``
-    and ``-f yaml`` print one document when the watch ends.
+    each server is its state when the watch starts. On a terminal, and
+    with ``-f value``, ``-f csv`` or ``--stream -f json``, rows appear as
+    the changes happen; ``-f json`` and ``-f yaml`` print one document
+    when the watch ends.
 
     Conditions for --until: ``idle`` (no task state), ``disk-safe`` (the
     disk capture is proven complete, or none runs: guest writes are safe),
