@@ -155,6 +155,17 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
             timeout=60, what='two polls of server %s by the watch'
                              % server_id)
 
+    def start_watch(self, server_id):
+        """Start the watch (b) once the create CLI polls; wait its polls."""
+        # The create CLI has POSTed createImage with its own token by now.
+        since = time.time()
+        known_tokens = self.cloud.tokens()
+        watch, watch_clock = self.start_cli(
+            'server', 'task-state', 'watch', 'vm1', '--until', 'disk-safe',
+            '--timeout', '120', '-f', 'json')
+        self.wait_running(watch_clock, server_id, since, known_tokens)
+        return watch_clock, self.cloud.tokens() - known_tokens
+
     def run_capture(self):
         rec = self.record
         server_id = self.boot('vm1')
@@ -164,7 +175,9 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
             'snapshot', '-f', 'json')
         bounce = None
         if 'bounce' in rec.enabled:
+            # The watch runs across the bounce and the copy.
             rec.wait_reached('bounce')
+            watch_clock, watch_tokens = self.start_watch(server_id)
             bounce = {
                 'task_state': self.cloud.task_state(server_id),
                 'image_status': [i['status']
@@ -172,18 +185,14 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                 'shown': self.openstack_json('server', 'task-state', 'show',
                                              'vm1'),
                 'create_answered': create_clock.output_at is not None,
+                'watch_answered': watch_clock.output_at is not None,
             }
             self.assertTrue(rec.is_held('bounce'))
             rec.release('bounce')
-        rec.wait_reached('copy')
-        # The create CLI is polling with its own token by now.
-        since = time.time()
-        known_tokens = self.cloud.tokens()
-        watch, watch_clock = self.start_cli(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'disk-safe',
-            '--timeout', '120', '-f', 'json')
-        self.wait_running(watch_clock, server_id, since, known_tokens)
-        watch_tokens = self.cloud.tokens() - known_tokens
+            rec.wait_reached('copy')
+        else:
+            rec.wait_reached('copy')
+            watch_clock, watch_tokens = self.start_watch(server_id)
         # (c) while the copy is held
         shown = self.openstack_json('server', 'task-state', 'show', 'vm1')
         self.assertTrue(rec.is_held('copy'), 'the copy was not held')
@@ -272,8 +281,8 @@ class LibvirtCaptureTestCase(base.SnapphaseTestCase):
                                 % (label, capture, json.dumps(row)))
             if key == 'watch' and out[0].get('Capture') not in (
                     'in-progress', 'not-started'):
-                failures.append('%s: the first row, polled during the '
-                                'copy, is %s' % (label, json.dumps(out[0])))
+                failures.append('%s: the first row, polled during the held '
+                                'capture, is %s' % (label, json.dumps(out[0])))
             if key == 'watch' and any(r.get('Capture') == 'complete'
                                       for r in out[:-1]):
                 failures.append('%s: a row before the last says complete: '
@@ -363,6 +372,9 @@ class TestLiveFileBacked(LibvirtCaptureTestCase):
             failures.append('(a) image create --wait-phase snapshot '
                             'answered during the image_uploading bounce '
                             '(image queued, nothing copied yet)')
+        if bounce['watch_answered']:
+            failures.append('(b) task-state watch --until disk-safe '
+                            'answered during the image_uploading bounce')
         shown = bounce['shown']
         if (shown.get('disk_writes_safe') is not False or
                 shown.get('capture') not in ('in-progress', 'not-started')):
