@@ -11,20 +11,28 @@
 #   under the License.
 
 """Helpers of the reliability suite (issue 7): create images quickly,
-compare the output with the simulator's own task-state log."""
+compare the output with the simulator's own task-state log, and wait for
+events (a step held by the simulator, requests in its log), never for a
+fixed time (issue 13)."""
 
 import json
+import time
 import urllib.request
 
 from osc_snapphase import phases
 from osc_snapphase.tests.functional import base
 
 SERVER_GET = 'GET /compute/v2.1/servers/{id}'
+TOKENS = 'POST /identity/v3/auth/tokens'
 IMAGE_TASK_STATES = ('image_snapshot_pending', 'image_snapshot',
                      'image_backup', 'image_pending_upload',
                      'image_uploading')
-# Margin around a poll's time when judging which state it could see.
-MARGIN = 0.1
+# Margin around a poll's arrival when judging which state it could see:
+# the state is read a little after the arrival is logged, later still on
+# a loaded machine.
+MARGIN = 0.25
+# Every wait for an event gives up after this long (a loaded machine).
+WAIT = 60
 
 
 class ReliabilityTestCase(base.TestCase):
@@ -66,6 +74,114 @@ class ReliabilityTestCase(base.TestCase):
 
     def image_count(self):
         return len(self.control.state()['images'])
+
+    # -- waiting for events -------------------------------------------------
+
+    def wait_log(self, predicate, what, timeout=WAIT):
+        """Wait until predicate(requests) holds for the request log.
+
+        The log is the simulator's list of API requests, oldest first;
+        return predicate's (true) value.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            requests = self.control.requests()['requests']
+            found = predicate(requests)
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                self.fail('waited %ss for %s; requests: %s' % (
+                    timeout, what, [(r['key'], r['status'], r['fault'])
+                                    for r in requests][-30:]))
+            time.sleep(0.05)
+
+    def log_size(self):
+        return len(self.control.requests()['requests'])
+
+    @staticmethod
+    def good_poll(entry, server_id):
+        """A GET of the server that was answered with its state."""
+        return (entry['key'] == SERVER_GET and entry['status'] == 200
+                and entry['fault'] is None
+                and entry['path'].rstrip('/').endswith(server_id))
+
+    def wait_polls(self, server_id, polls=1, since=0):
+        """Wait for ``polls`` answered GETs of the server.
+
+        Counted from ``since``, an index in the request log; returns the
+        log index after them.
+        """
+        def enough(requests):
+            seen = [i for i, r in enumerate(requests)
+                    if i >= since and self.good_poll(r, server_id)]
+            return len(seen) >= polls and seen[polls - 1] + 1
+        return self.wait_log(enough, '%d answered GETs of server %s' % (
+            polls, server_id))
+
+    def release_after_seen(self, step, server_id, polls=2):
+        """Release ``step`` once the CLI has polled the held server.
+
+        Waits until the server's operation is held at ``step`` and the
+        CLI has read the server ``polls`` times since (so it has seen the
+        held state), then releases that step.
+        """
+        self.control.wait_held(step, server=server_id, timeout=WAIT)
+        self.wait_polls(server_id, polls, since=self.log_size())
+        self.control.release(step, server=server_id)
+
+    def fault_while_held(self, step, server_id, kind, count=1,
+                         recover=True, **rule):
+        """Fault the CLI's polls while the operation is held at step.
+
+        Waits until the operation is held, adds the HTTP fault ``kind``
+        (``count`` times; None: for ever) on the GETs of one server, then
+        (recover=True) waits until the CLI met the fault ``count`` times
+        and read the server successfully after it, and releases the step.
+        Returns the index in the request log where the fault began.
+        """
+        self.control.wait_held(step, server=server_id, timeout=WAIT)
+        since = self.log_size()
+        rule.setdefault('endpoint', 'compute')
+        rule.setdefault('path', r'/servers/[0-9a-f-]{36}$')
+        rule.setdefault('method', 'GET')
+        self.control.add_http_fault(kind, count, **rule)
+        if recover:
+            def recovered(requests):
+                faulted = [i for i, r in enumerate(requests)
+                           if i >= since and r['fault'] == kind]
+                return len(faulted) >= count and any(
+                    self.good_poll(r, server_id)
+                    for r in requests[faulted[-1] + 1:])
+            self.wait_log(recovered, '%d %s faults, then an answered GET '
+                          'of server %s' % (count, kind, server_id))
+            self.control.release(step, server=server_id)
+        return since
+
+    def revoke_while_held(self, step, server_id):
+        """Revoke every token while the CLI polls a held step.
+
+        Waits until the operation is held at ``step`` and the CLI has read
+        the server once since (it holds a token), revokes the tokens, waits
+        until an API request was refused with 401 (the revoked token was
+        used) and the server was read successfully after it, then releases
+        the step. Returns the number of token requests before the revoke.
+        """
+        self.control.wait_held(step, server=server_id, timeout=WAIT)
+        self.wait_polls(server_id, 1, since=self.log_size())
+        tokens = self.control.request_counts().get(TOKENS, 0)
+        since = self.log_size()
+        self.assertGreaterEqual(self.control.revoke_tokens(), 1)
+
+        def renewed(requests):
+            refused = [i for i, r in enumerate(requests)
+                       if i >= since and r['service'] != 'keystone'
+                       and r['status'] == 401]
+            return refused and any(self.good_poll(r, server_id)
+                                   for r in requests[refused[0] + 1:])
+        self.wait_log(renewed, 'a request refused with 401, then an '
+                      'answered GET of server %s' % server_id)
+        self.control.release(step, server=server_id)
+        return tokens
 
     # -- the simulator's records ------------------------------------------
 
@@ -142,11 +258,15 @@ class ReliabilityTestCase(base.TestCase):
         """Watch rows: nothing lost, nothing counted twice."""
         mine = [r for r in rows if r['Server ID'] == server_id]
         self.assertTrue(mine, 'no row for server %s' % server_id)
+        # A row is printed when the server or the capture state changes
+        # (the image going saving while the task state stays, say).
         keys = [(r['Status'], r['VM State'], r['Task State'],
-                 r['Power State']) for r in mine]
+                 r['Power State'], r['Capture']) for r in mine]
         for before, after in zip(keys, keys[1:]):
             self.assertNotEqual(before, after,
                                 'a change was reported twice: %r' % (keys,))
+        for row in mine:
+            self.assertIn(row['Capture'], phases.CAPTURE_STATES, row)
         seen = [r['Task State'] for r in mine]
         wanted = self.required_states(server_id, interval, delay,
                                       after=first_poll)
