@@ -38,8 +38,9 @@ APP_CRED_SECRET = 'app-cred-secret-0123456789abcdef'
 
 class TestSecrets(reliability.ReliabilityTestCase):
 
-    durations = {'pending': 0.3, 'snapshot': 1.0, 'pending_upload': 0.5,
-                 'uploading': 1.5}
+    # Short: the one phase a test needs to observe is held.
+    durations = {'pending': 0.1, 'snapshot': 0.2, 'pending_upload': 0.2,
+                 'uploading': 0.2}
 
     def setUp(self):
         super().setUp()
@@ -95,15 +96,16 @@ class TestSecrets(reliability.ReliabilityTestCase):
 
     def test_debug_after_token_revoked(self):
         """The 401 and the re-authentication are logged without secrets."""
-        self.control.configure(durations={'pending': 1.8, 'uploading': 4.0})
+        # Held until the watch has read the server, then the tokens are
+        # revoked and the step released once the watch met the 401 and
+        # read the server again with a new token.
+        self.hold('pending', self.server['id'])
         self.api_create_image(self.server['id'])
         proc = self.start('--debug', '--log-file', self.log_file, 'server',
                           'task-state', 'watch', 'vm1', '--until', 'idle',
                           '-f', 'json')
-        self.control.wait_task_state(self.server['id'],
-                                     'image_pending_upload', 30)
-        self.control.revoke_tokens()
-        stdout, stderr = proc.communicate(timeout=60)
+        self.revoke_while_held('pending', self.server['id'])
+        stdout, stderr = proc.communicate(timeout=reliability.WAIT)
         result = base.Result(proc.args_, proc.returncode, stdout, stderr,
                              proc.started, time.time())
         self.assertEqual(0, result.returncode, stderr[-3000:])

@@ -14,38 +14,73 @@
 
 The simulator issues 130 s tokens; keystoneauth renews a token once less
 than 120 s of it is left, so after 10 s every token is "about to expire".
-A 60 s ``--wait-phase upload`` and a 60 s ``watch --until idle`` run side
-by side; half way, every token is revoked (the APIs answer 401). Both end
-with exit 0, nothing on stderr but the image line, nothing lost, and only
-a handful of token requests per minute.
+A ``--wait-phase upload`` and a ``watch --until idle`` run side by side
+while the simulator holds the upload, until their tokens were renewed
+twice because they expired; right after a renewal every token is revoked
+(the APIs answer 401: that fresh token is used before it is due). The
+upload is released once both have new tokens and have polled well past
+the revoke. Both end with exit 0, nothing on stderr but the image line,
+nothing lost, and only a handful of token requests per minute.
 """
 
 import time
 
 from osc_snapphase.tests.functional import reliability
 
-TOKENS = 'POST /identity/v3/auth/tokens'
+TOKENS = reliability.TOKENS
+# Token requests of the two processes when they start.
+FIRST_TOKENS = 2
 
 
 class TestTokenExpiry(reliability.ReliabilityTestCase):
 
     token_lifetime = 130
-    durations = {'pending': 0.3, 'snapshot': 1.5, 'pending_upload': 1.0,
-                 'uploading': 55.0}
+    durations = {'pending': 0.1, 'snapshot': 0.2, 'pending_upload': 0.2,
+                 'uploading': 0.2}
+
+    def token_requests(self, requests):
+        return sum(1 for r in requests if r['key'] == TOKENS)
 
     def test_tokens_expire_and_are_revoked_during_a_60s_wait(self):
         server = self.create_server('vm1')
+        server_id = server['id']
+        self.hold('uploading', server_id)
         started = time.monotonic()
         waiter = self.start('server', 'image', 'create', 'vm1', '--name',
                             'snap', '-f', 'json', '--wait-phase', 'upload')
-        self.control.wait_task_state(server['id'], 'image_snapshot', 30)
+        self.control.wait_held('uploading', server=server_id,
+                               timeout=reliability.WAIT)
         watcher = self.start('server', 'task-state', 'watch', 'vm1',
                              '--until', 'idle', '-f', 'json',
                              '--interval', '1')
-        time.sleep(max(0.0, started + 30 - time.monotonic()))
+        # Each renews once its token is 10 s old: wait for two renewals,
+        # and revoke right after the second (that token is fresh, so it
+        # is used before it is due for renewal: a 401).
+        expired = self.wait_log(
+            lambda requests: self.token_requests(requests) >= (
+                FIRST_TOKENS + 2) and len(requests),
+            'two token renewals', timeout=3 * reliability.WAIT)
         self.assertGreaterEqual(self.control.revoke_tokens(), 2)
-        waited = self.finish(waiter, 0, timeout=70)
-        watched = self.finish(watcher, 0, timeout=70)
+        revoked = self.token_requests(
+            self.control.requests()['requests'][:expired])
+
+        def recovered(requests):
+            # The revoked token was used (401); both processes hold new
+            # tokens, and polled plenty after that.
+            refused = any(r['status'] == 401 for r in requests[expired:]
+                          if r['service'] != 'keystone')
+            tokens = self.token_requests(requests)
+            polls = [i for i, r in enumerate(requests)
+                     if self.good_poll(r, server_id)]
+            return (refused and tokens >= revoked + 2
+                    and len([i for i in polls if i >= expired]) >= 10
+                    and len(polls) > 3 * tokens)
+        self.wait_log(recovered, 'a 401, new tokens for both processes, '
+                      'and more than three polls per token request',
+                      timeout=3 * reliability.WAIT)
+        self.control.release('uploading', server=server_id)
+        waited = self.finish(waiter, 0, timeout=reliability.WAIT)
+        watched = self.finish(watcher, 0, timeout=reliability.WAIT)
         minutes = (time.monotonic() - started) / 60.0
         self.assertEqual([], [line for line in self.stderr_lines(waited)
                               if not line.startswith('Image ')])
@@ -61,8 +96,9 @@ class TestTokenExpiry(reliability.ReliabilityTestCase):
         polls = counts[reliability.SERVER_GET]
         self.assertGreater(polls, 3 * tokens,
                            'every request re-authenticated')
-        self.assert_watch_complete(watched.json(), server['id'], 1.0)
+        self.assert_watch_complete(watched.json(), server_id, 1.0)
         output = waited.json()
         self.assertEqual('active', output['status'])
-        self.assert_phases_complete(output, server['id'], 0.5)
+        self.assertEqual('complete', output['capture'])
+        self.assert_phases_complete(output, server_id, 0.5)
         print('tokens=%d polls=%d minutes=%.2f' % (tokens, polls, minutes))
