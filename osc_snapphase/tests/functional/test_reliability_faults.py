@@ -227,7 +227,8 @@ class TestWatchFaults(FaultRows, reliability.ReliabilityTestCase):
 
     def begin(self, *extra, hold=()):
         self.server = self.create_server('vm1')
-        for step in ('pending',) + tuple(hold):
+        for step in ('pending',) + tuple(s for s in hold
+                                         if s != 'pending'):
             self.hold(step, self.server['id'])
         self.image_id = self.api_create_image(self.server['id'])
         proc = self.watch(*extra)
