@@ -48,8 +48,9 @@ UNANSWERED = 600
 # sent as soon as the request is in the simulator's log, arrives; the test
 # checks this against the simulator's record.
 SLOW = 8
-# Generous waits for events on a loaded machine.
-WAIT = 60
+# Generous waits for events on a loaded machine; the start of the CLI
+# alone has taken more than a minute under load.
+WAIT = 300
 
 
 class SignalCase(reliability.ReliabilityTestCase):
@@ -63,18 +64,34 @@ class SignalCase(reliability.ReliabilityTestCase):
         self.server = self.create_server('vm1')
         self.images_before = {i['id'] for i in self.control.state()['images']}
 
-    def wait_request(self, predicate, timeout=WAIT):
-        """Wait for a request matching predicate; return it"""
+    def wait_cli(self, proc, check, what, timeout=WAIT):
+        """Wait until check() is true while the CLI runs; return it."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            found = check()
+            if found:
+                return found
+            if proc.poll() is not None:
+                stdout, stderr = proc.communicate(timeout=60)
+                self.fail('openstack exited with %s before %s\nstdout:\n%s'
+                          '\nstderr:\n%s'
+                          % (proc.returncode, what, stdout, stderr))
+            if time.monotonic() > deadline:
+                self.fail('no %s within %ss' % (what, timeout))
+            time.sleep(0.05)
+
+    def wait_request(self, proc, predicate, what='the expected request'):
+        """Wait for a request of the CLI matching predicate; return it"""
+        def find():
             for entry in self.control.requests()['requests']:
                 if predicate(entry):
                     return entry
-            time.sleep(0.05)
-        self.fail('the expected request never came within %ss' % timeout)
+            return None
+        return self.wait_cli(proc, find, what)
 
-    def wait_fault(self, kind='delay', timeout=WAIT):
-        return self.wait_request(lambda e: e['fault'] == kind, timeout)
+    def wait_fault(self, proc, kind='delay'):
+        return self.wait_request(proc, lambda e: e['fault'] == kind,
+                                 'the slowed request')
 
     def answered(self, request):
         """Whether the simulator has answered a request (its log entry)."""
@@ -84,16 +101,19 @@ class SignalCase(reliability.ReliabilityTestCase):
                 return entry['status'] is not None
         self.fail('request %s is not in the log' % request['path'])
 
-    def polled_while_held(self, step, polls=3):
+    def polled_while_held(self, proc, step, polls=3):
         """Wait until ``step`` is held and the CLI has polled since.
 
         ``polls`` requests of one server after the hold: the last but one
         has been answered and handled (the CLI polls one request at a
         time), so the CLI has seen the held state.
         """
-        self.control.wait_held(step, timeout=WAIT)
-        self.wait_requests(GET_SERVER, self.request_count(GET_SERVER) + polls,
-                           timeout=WAIT)
+        self.wait_cli(proc, lambda: any(
+            h['step'] == step for h in self.control.state()['held']),
+            'an operation held at %s' % step)
+        count = self.request_count(GET_SERVER) + polls
+        self.wait_cli(proc, lambda: self.request_count(GET_SERVER) >= count,
+                      '%d polls' % polls)
 
     def signal_before_answer(self, proc, signum, request, delay):
         """Signal proc; check that the slowed request was still pending."""
@@ -117,7 +137,7 @@ class SignalCase(reliability.ReliabilityTestCase):
         self.control.release()
         self.control.wait_for(
             lambda s: any(i['id'] == image_id and i['status'] == 'active'
-                          for i in s['images']), WAIT)
+                          for i in s['images']), 60)
         if result is not None:
             self.assertIn(image_id, result.stderr, 'the image ID was lost')
         return image_id
@@ -159,7 +179,7 @@ class TestWatchSignals(SignalCase):
                                     path=r'/servers')
         proc = self.watch()
         # The CLI is inside its lookup of the server, its handlers set.
-        lookup = self.wait_fault()
+        lookup = self.wait_fault(proc)
         self.interrupt(proc, signum)
         result = self.finish(proc, CODES[signum], timeout=300)
         self.assertEqual('', result.stdout)
@@ -179,7 +199,7 @@ class TestWatchSignals(SignalCase):
         self.hold('uploading')
         self.api_create_image(self.server['id'])
         proc = self.watch()
-        self.polled_while_held('uploading')
+        self.polled_while_held(proc, 'uploading')
         self.interrupt(proc, signum)
         result = self.signalled(proc, signum, True)
         rows = result.json()
@@ -202,7 +222,7 @@ class TestWatchSignals(SignalCase):
         self.hold('uploading')
         self.api_create_image(self.server['id'])
         proc = self.watch('--stream')
-        self.polled_while_held('uploading')
+        self.polled_while_held(proc, 'uploading')
         self.interrupt(proc, signum)
         result = self.finish(proc, CODES[signum], timeout=300)
         rows = result.json_lines()
@@ -279,7 +299,7 @@ class TestWaitPhaseSignals(SignalCase):
                                     endpoint='compute', method='GET',
                                     path=r'/servers')
         proc = self.create()
-        lookup = self.wait_fault()
+        lookup = self.wait_fault(proc)
         self.interrupt(proc, signum)
         result = self.finish(proc, CODES[signum], timeout=300)
         self.assertEqual('', result.stdout)
@@ -304,7 +324,7 @@ class TestWaitPhaseSignals(SignalCase):
                                     endpoint='compute', method='POST',
                                     path=ACTION_PATH)
         proc = self.create()
-        post = self.wait_fault()
+        post = self.wait_fault(proc)
         self.signal_before_answer(proc, signum, post, SLOW)
         result = self.finish(proc, CODES[signum], timeout=300)
         self.assertEqual('', result.stdout)
@@ -320,7 +340,7 @@ class TestWaitPhaseSignals(SignalCase):
     def _waiting(self, signum):
         self.hold('uploading')
         proc = self.create()
-        self.polled_while_held('uploading')
+        self.polled_while_held(proc, 'uploading')
         self.interrupt(proc, signum)
         result = self.finish(proc, CODES[signum], timeout=300)
         self.assertEqual('', result.stdout)
@@ -358,19 +378,14 @@ class TestWaitPhaseSignals(SignalCase):
         # until the CLI waits, then slow the image lookups down.
         self.hold('pending_upload')
         proc = self.create(phase='snapshot')
-        self.polled_while_held('pending_upload')
+        self.polled_while_held(proc, 'pending_upload')
         start = len(self.control.requests()['requests'])
         self.control.add_http_fault('delay', None, seconds=SLOW,
                                     endpoint='image', method='GET',
                                     path=IMAGE_PATH)
         self.control.release('pending_upload')
-        deadline = time.monotonic() + WAIT * 2
-        final = None
-        while final is None:
-            self.assertLess(time.monotonic(), deadline,
-                            'no image lookup for the output')
-            time.sleep(0.05)
-            final = self.final_image_lookup(start)
+        final = self.wait_cli(proc, lambda: self.final_image_lookup(start),
+                              'the image lookup for the output')
         self.signal_before_answer(proc, signum, final, SLOW)
         result = self.finish(proc, CODES[signum], timeout=300)
         if result.stdout:

@@ -25,6 +25,7 @@ import subprocess
 import time
 
 from osc_snapphase.tests.functional import base
+from osc_snapphase.tests.functional import reliability
 
 ROW_KEYS = {'Time', 'Server ID', 'Server Name', 'Status', 'VM State',
             'Task State', 'Power State', 'Phase', 'Capture',
@@ -32,8 +33,9 @@ ROW_KEYS = {'Time', 'Server ID', 'Server Name', 'Status', 'VM State',
 GET_ONE = 'GET /compute/v2.1/servers/{id}'
 GET_DETAIL = 'GET /compute/v2.1/servers/detail'
 PHASE_ORDER = ['disk-capture', 'packaging', 'upload', 'idle']
-# Generous waits for events on a loaded machine.
-WAIT = 60
+# Generous waits for events on a loaded machine; the start of the CLI
+# alone has taken more than a minute under load.
+WAIT = 300
 
 
 def _epoch(stamp):
@@ -51,7 +53,7 @@ def _runs(values):
     return result
 
 
-class WatchTestCase(base.TestCase):
+class WatchTestCase(reliability.ReliabilityTestCase):
 
     # Steps a test must see are held; the others pass quickly.
     durations = {'pending': 0.05, 'snapshot': 0.1, 'pending_upload': 0.1,
@@ -68,6 +70,27 @@ class WatchTestCase(base.TestCase):
         proc.counted = counted
         return proc
 
+    def wait_cli(self, proc, check, what, timeout=WAIT):
+        """Wait until check() is true while the CLI runs; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = check()
+            if found:
+                return found
+            if proc.poll() is not None:
+                stdout, stderr = proc.communicate(timeout=60)
+                self.fail('openstack exited with %s before %s\nstdout:\n%s'
+                          '\nstderr:\n%s'
+                          % (proc.returncode, what, stdout, stderr))
+            if time.monotonic() > deadline:
+                self.fail('no %s within %ss' % (what, timeout))
+            time.sleep(0.05)
+
+    def polled(self, proc, count, key=GET_ONE):
+        """Wait until the simulator has had ``count`` requests of key."""
+        self.wait_cli(proc, lambda: self.request_count(key) >= count,
+                      '%d requests %s' % (count, key))
+
     def polling(self, proc, count=3):
         """Wait until a single-server watch started by ID has polled.
 
@@ -76,12 +99,28 @@ class WatchTestCase(base.TestCase):
         Requests sent before the watch started (an image-create of the
         CLI) do not count.
         """
-        self.wait_requests(GET_ONE, proc.counted + count, timeout=WAIT)
+        self.polled(proc, proc.counted + count)
+
+    def held(self, proc, step):
+        """Wait until an operation is held at step."""
+        self.wait_cli(proc, lambda: any(
+            h['step'] == step for h in self.control.state()['held']),
+            'an operation held at %s' % step)
+
+    def release_polled(self, proc, step, polls=2):
+        """Release step once held and the watch has polled since.
+
+        ``polls`` GETs of the server after the hold: the last but one has
+        been answered and handled (one request at a time).
+        """
+        self.held(proc, step)
+        self.polled(proc, self.request_count(GET_ONE) + polls)
+        self.control.release(step)
 
     def snapshotting(self, name='vm1'):
-        """A server with an image-create started by the CLI."""
+        """A server with an image-create (straight to the API: quick)."""
         server = self.create_server(name)
-        image = self.image_create(server['id'])
+        image = {'id': self.api_create_image(server['id'])}
         return server, image
 
     def assert_rows(self, rows, server_id):
@@ -104,7 +143,7 @@ class TestWatchSnapshot(WatchTestCase):
         proc = self.start_watch(server['id'], '--until', 'idle',
                                 '--interval', '0.3', '-f', 'json')
         for step in steps:
-            self.release_after_polls(step, timeout=WAIT)
+            self.release_polled(proc, step)
         result = self.finish(proc)
         rows = result.json()
         for row in rows:
@@ -159,9 +198,8 @@ class TestWatchSnapshot(WatchTestCase):
         server, image = self.snapshotting()
         proc = self.start_watch(server['id'], '--until', 'disk-safe', '-f',
                                 'json')
-        self.control.wait_held('pending_upload', timeout=WAIT)
-        self.wait_requests(GET_ONE, self.request_count(GET_ONE) + 3,
-                           timeout=WAIT)
+        self.held(proc, 'pending_upload')
+        self.polled(proc, self.request_count(GET_ONE) + 3)
         self.assertIsNone(proc.poll(), 'the watch ended during '
                           'image_pending_upload, the image still queued')
         self.control.release('pending_upload')
@@ -192,12 +230,13 @@ class TestWatchSnapshot(WatchTestCase):
         # try again (a new image) in that case, it proves nothing.
         for attempt in range(4):
             self.hold('pending_upload')
-            image = self.image_create(server['id'], 'snap%d' % attempt)
+            image = {'id': self.api_create_image(server['id'],
+                                                 'snap%d' % attempt)}
             proc = self.start_watch(server['id'], '--until',
                                     'task-state=image_uploading',
                                     '--interval', '0.5', '--timeout', '120',
                                     '-f', 'json')
-            self.release_after_polls('pending_upload', timeout=WAIT)
+            self.release_polled(proc, 'pending_upload')
             result = self.finish(proc)
             states = [row['Task State'] for row in result.json()]
             if 'image_uploading' not in states:
@@ -218,7 +257,7 @@ class TestWatchEndings(WatchTestCase):
         server, image = self.snapshotting()
         proc = self.start_watch(server['id'], '--until', 'idle', '-f',
                                 'json')
-        self.release_after_polls('snapshot', timeout=WAIT)
+        self.release_polled(proc, 'snapshot')
         result = self.finish(proc, expect=3)
         self.assertIn(image['id'], result.stderr)
         self.assertIsNone(result.json()[-1]['Task State'])
@@ -313,7 +352,7 @@ class TestWatchLive(WatchTestCase):
         self.assertEqual(ROW_KEYS, set(first))
         self.assertEqual('image_snapshot', first['Task State'])
         self.control.release('snapshot')
-        self.release_after_polls('uploading', timeout=WAIT)
+        self.release_polled(proc, 'uploading')
         result = self.finish(proc)
         lines = result.stdout.splitlines()
         self.assertGreater(len(lines), 2)
@@ -372,14 +411,10 @@ class TestWatchLoad(WatchTestCase):
         self.control.add_http_fault('status', path='/compute/v2.1/servers',
                                     **fault)
         # Every faulty answer given, then two polls answered again.
-        deadline = time.monotonic() + WAIT * 2
-        while len([r for r in self.control.requests()['requests']
-                   if r['fault']]) < fault['count']:
-            self.assertLess(time.monotonic(), deadline,
-                            'the faults were never all given')
-            time.sleep(0.05)
-        self.wait_requests(GET_ONE, self.request_count(GET_ONE) + 2,
-                           timeout=WAIT)
+        self.wait_cli(proc, lambda: len(
+            [r for r in self.control.requests()['requests']
+             if r['fault']]) >= fault['count'], 'every faulty answer')
+        self.polled(proc, self.request_count(GET_ONE) + 2)
         self.control.release('uploading')
         result = self.finish(proc)
         fired = [r for r in self.control.requests()['requests']
