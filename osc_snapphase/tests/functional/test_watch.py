@@ -19,11 +19,14 @@ long the CLI took.
 """
 
 import datetime
+import functools
 import json
 import signal
 import subprocess
 import time
+from unittest import mock
 
+from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 from osc_snapphase.tests.functional import reliability
 
@@ -36,6 +39,9 @@ PHASE_ORDER = ['disk-capture', 'packaging', 'upload', 'idle']
 # Generous waits for events on a loaded machine; the start of the CLI
 # alone has taken more than a minute under load.
 WAIT = 300
+# The simulator's own start (a Python process) took more than the
+# fixture's 10 s under load.
+STARTUP = 120
 
 
 def _epoch(stamp):
@@ -58,6 +64,11 @@ class WatchTestCase(reliability.ReliabilityTestCase):
     # Steps a test must see are held; the others pass quickly.
     durations = {'pending': 0.05, 'snapshot': 0.1, 'pending_upload': 0.1,
                  'uploading': 0.1}
+
+    def setUp(self):
+        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
+                fixture.SimulatorFixture, startup_timeout=STARTUP)):
+            super().setUp()
 
     def watch(self, *args, expect=0, **kwargs):
         kwargs.setdefault('timeout', 300)
@@ -107,14 +118,19 @@ class WatchTestCase(reliability.ReliabilityTestCase):
             h['step'] == step for h in self.control.state()['held']),
             'an operation held at %s' % step)
 
-    def release_polled(self, proc, step, polls=2):
-        """Release step once held and the watch has polled since.
+    def polled_since(self, proc, polls=2):
+        """Wait for ``polls`` polls of a watch started by ID from now on.
 
-        ``polls`` GETs of the server after the hold: the last but one has
-        been answered and handled (one request at a time).
+        Its first GET of the server resolves it; then the last but one
+        poll has been answered and handled (one request at a time).
         """
+        self.polled(proc, max(self.request_count(GET_ONE),
+                              proc.counted + 1) + polls)
+
+    def release_polled(self, proc, step, polls=2):
+        """Release step once held and the watch has polled since."""
         self.held(proc, step)
-        self.polled(proc, self.request_count(GET_ONE) + polls)
+        self.polled_since(proc, polls)
         self.control.release(step)
 
     def snapshotting(self, name='vm1'):
@@ -199,7 +215,7 @@ class TestWatchSnapshot(WatchTestCase):
         proc = self.start_watch(server['id'], '--until', 'disk-safe', '-f',
                                 'json')
         self.held(proc, 'pending_upload')
-        self.polled(proc, self.request_count(GET_ONE) + 3)
+        self.polled_since(proc)
         self.assertIsNone(proc.poll(), 'the watch ended during '
                           'image_pending_upload, the image still queued')
         self.control.release('pending_upload')
@@ -414,7 +430,7 @@ class TestWatchLoad(WatchTestCase):
         self.wait_cli(proc, lambda: len(
             [r for r in self.control.requests()['requests']
              if r['fault']]) >= fault['count'], 'every faulty answer')
-        self.polled(proc, self.request_count(GET_ONE) + 2)
+        self.polled_since(proc)
         self.control.release('uploading')
         result = self.finish(proc)
         fired = [r for r in self.control.requests()['requests']
