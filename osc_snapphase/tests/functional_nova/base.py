@@ -223,6 +223,17 @@ class NovaTestCase(testtools.TestCase):
         self.addCleanup(self.cloud.cinder.release_all)
         return plan
 
+    def in_flight_until(self, moment):
+        """When the CLI's requests in flight at ``moment`` were answered.
+
+        A CLI learns of a change only from a request sent after it; while
+        the in-process cloud (CPU-starved on a loaded machine) is still
+        answering an earlier one, it cannot know sooner.
+        """
+        return max(service.in_flight_until(moment) for service in (
+            self.cloud.keystone_http, self.cloud.nova_http,
+            self.cloud.glance_http, self.cloud.cinder_http))
+
     def wait_snapshot_reads(self, snapshot_id, reads=2, since=0.0,
                             timeout=60.0):
         """Wait until a CLI has read a Cinder snapshot ``reads`` times."""

@@ -142,12 +142,29 @@ class HTTPService(object):
         self.thread = None
         #: (monotonic time, method, path, user agent) of every request
         self.requests = []
+        #: (start, end, method, path, user agent) of every answered request
+        self.spans = []
 
     def _dispatch(self, environ, start_response):
-        self.requests.append((time.monotonic(), environ['REQUEST_METHOD'],
-                              environ.get('PATH_INFO', ''),
-                              environ.get('HTTP_USER_AGENT', '')))
-        return self.app(environ, start_response)
+        entry = (time.monotonic(), environ['REQUEST_METHOD'],
+                 environ.get('PATH_INFO', ''),
+                 environ.get('HTTP_USER_AGENT', ''))
+        self.requests.append(entry)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.spans.append((entry[0], time.monotonic()) + entry[1:])
+
+    def in_flight_until(self, moment, exclude_agent='python-requests'):
+        """When the requests being answered at ``moment`` were answered.
+
+        ``moment`` itself when none was; requests from ``exclude_agent``
+        (the test's own) do not count.
+        """
+        return max([moment] + [
+            end for start, end, _m, _p, agent in list(self.spans)
+            if start <= moment < end and
+            not agent.startswith(exclude_agent)])
 
     def count(self, method, path, since=0.0, exclude_agent='python-requests'):
         """Requests for ``path`` since a time, not from ``exclude_agent``."""
