@@ -193,7 +193,7 @@ class NovaTestCase(testtools.TestCase):
         self.fail('server %s did not become ACTIVE' % name)
 
     def boot_from_volume(self, name='vm1', volumes=(BOOT_VOLUME,),
-                         timeout=60):
+                         timeout=180):
         """Boot a server from a volume; wait for ACTIVE.
 
         ``volumes[0]`` is the root disk, the others data volumes, all in
@@ -235,8 +235,12 @@ class NovaTestCase(testtools.TestCase):
             self.cloud.glance_http, self.cloud.cinder_http))
 
     def wait_snapshot_reads(self, snapshot_id, reads=2, since=0.0,
-                            timeout=60.0):
-        """Wait until a CLI has read a Cinder snapshot ``reads`` times."""
+                            timeout=240.0):
+        """Wait until a CLI has read a Cinder snapshot ``reads`` times.
+
+        The default timeout is long: on a loaded machine a CLI can take
+        minutes to start.
+        """
         self.wait_for(
             lambda: len(self.cloud.cinder_api.snapshot_reads(
                 snapshot_id, since)) >= reads,

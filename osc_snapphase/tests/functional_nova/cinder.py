@@ -78,7 +78,7 @@ class SnapshotPlan(object):
         self.released_at = None
         self.released_wall = None
 
-    def wait_created(self, count=1, timeout=60.0):
+    def wait_created(self, count=1, timeout=240.0):
         """The ids of the first ``count`` snapshots made under the plan."""
         deadline = time.monotonic() + timeout
         while len(self.snapshot_ids) < count:
