@@ -182,8 +182,10 @@ class Watch:
             try:
                 states = self._fetch([t.server_id for t in self.tracks])
             except TransientError as exc:
+                # Retry-After and the backoff count from the failed
+                # answer, not from the start of the poll.
                 delay = self._transient(exc)
-                self._wait(poll_start + delay, deadline)
+                self._wait(self._clock() + delay, deadline)
                 continue
             self._recovered()
             self.polls += 1

@@ -562,6 +562,23 @@ class TestWatchTransient(EngineTestCase):
             ['HTTP 503; retrying (the watch goes on)',
              'Recovered after 1 retries in 7.0s'], self.notes)
 
+    def test_watch_retry_after_counts_from_the_answer(self):
+        # The 429 takes 1.5 s to come: the next request waits 2 s after it.
+        errors = [(1, 2, engine.TransientError('HTTP 429', retry_after=2))]
+        watch = self.make_watch([(0, self.state())], errors=errors,
+                                timeout=8, interval=1)
+        self.fetch.cost = 1.5
+        sent = []
+        fetch = self.fetch
+
+        def timed_fetch(ids):
+            sent.append(self.clock())
+            return fetch(ids)
+        watch._fetch = timed_fetch
+        list(watch)
+        # Sent at 0 (answered 1.5), 1.5 (429 answered at 3.0), 5.0.
+        self.assertEqual([0.0, 1.5, 5.0], sent[:3])
+
     def test_watch_transient_burst_notifies_once(self):
         errors = [(1, 4, engine.TransientError('Connection refused'))]
         timeline = [(0, self.state('image_uploading')), (5, self.state())]
