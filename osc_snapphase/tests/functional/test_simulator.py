@@ -22,6 +22,10 @@ import testtools
 from osc_snapphase.simulator import fixture
 
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+# A simulator (a Python process) may take long to start on a loaded
+# machine: wait for its ready file, however long it takes.
+STARTUP_TIMEOUT = 120.0
+WAIT = 60
 
 
 class TestRealCliAgainstSimulator(testtools.TestCase):
@@ -31,9 +35,10 @@ class TestRealCliAgainstSimulator(testtools.TestCase):
         if not os.path.exists(OPENSTACK):
             self.skipTest('no openstack executable next to %s'
                           % sys.executable)
+        # Short steps: the tests hold the ones they look at.
         self.sim = self.useFixture(fixture.SimulatorFixture(durations={
-            'pending': 0.2, 'snapshot': 1.0, 'pending_upload': 0.5,
-            'uploading': 120}))
+            'pending': 0.05, 'snapshot': 0.1, 'pending_upload': 0.1,
+            'uploading': 0.2}, startup_timeout=STARTUP_TIMEOUT))
 
     def openstack(self, *args, cloud='snapsim', fail_ok=False, env=None):
         environ = {k: v for k, v in os.environ.items()
@@ -41,7 +46,7 @@ class TestRealCliAgainstSimulator(testtools.TestCase):
         environ.update(self.sim.cloud_env(cloud))
         environ.update(env or {})
         proc = subprocess.run([OPENSTACK] + list(args), env=environ,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=120)
         for secret in self.sim.control.secret_values():
             self.assertNotIn(secret, proc.stdout + proc.stderr)
         if not fail_ok and proc.returncode:
@@ -54,27 +59,34 @@ class TestRealCliAgainstSimulator(testtools.TestCase):
             'server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros',
             '--nic', 'none', '--wait', 'vm1', '-f', 'json').stdout)
         self.assertEqual('ACTIVE', server['status'])
+        # Held in image_snapshot until the end of the test.
+        control = self.sim.control
+        control.hold('snapshot', 'vm1')
         image = json.loads(self.openstack(
             'server', 'image', 'create', 'vm1', '--name', 's1',
             '-f', 'json').stdout)
         self.assertEqual('queued', image['status'])
+        control.wait_held('snapshot', 'vm1', timeout=WAIT)
         shown = json.loads(self.openstack(
             'server', 'show', 'vm1', '-f', 'json').stdout)
-        self.assertIn(shown['OS-EXT-STS:task_state'], (
-            'image_snapshot_pending', 'image_snapshot',
-            'image_pending_upload', 'image_uploading'))
+        self.assertEqual('image_snapshot', shown['OS-EXT-STS:task_state'])
         self.assertEqual(1, shown['OS-EXT-STS:power_state'])
         second = self.openstack('server', 'image', 'create', 'vm1',
                                 '--name', 's2', fail_ok=True)
         self.assertEqual(1, second.returncode)
         self.assertIn("Cannot 'createImage' instance %s while it is in "
-                      'task_state image_' % server['id'], second.stderr)
-        # The upload outlasts the test, however slow the machine is.
-        self.assertIn(self.sim.control.image(image['id'])['status'],
-                      ('queued', 'saving'))
-        counts = self.sim.control.request_counts()
+                      'task_state image_snapshot' % server['id'],
+                      second.stderr)
+        self.assertEqual('queued', control.image(image['id'])['status'])
+        counts = control.request_counts()
         self.assertEqual(2, counts[
             'POST /compute/v2.1/servers/{id}/action'])
+        # Released, the image-create goes on to an active image.
+        self.assertEqual(1, control.release('snapshot', 'vm1'))
+        control.wait_task_state(server['id'], None, timeout=WAIT)
+        self.assertEqual('active', control.image(image['id'])['status'])
+        self.assertEqual(['s1'], [i['name'] for i in control.state()[
+            'images'] if i['name'] in ('s1', 's2')])
 
     def test_wrong_password_is_a_clear_error(self):
         proc = self.openstack('--os-password', 'wrong', 'server', 'list',
@@ -87,18 +99,20 @@ class TestRealCliAgainstSimulator(testtools.TestCase):
         # test_server_deleted_during_snapshot.
         control = self.sim.control
         server_id = control.create_server('vm1')['id']
-        control.configure(durations={'uploading': 8})
+        # The upload (image saving) is held until the server is gone.
+        control.hold('uploading', server_id)
         image = json.loads(self.openstack(
             'server', 'image', 'create', 'vm1', '--name', 'snap1',
             '-f', 'json').stdout)
-        control.wait_task_state(server_id, 'image_uploading')
+        control.wait_held('uploading', server_id, timeout=WAIT)
         self.openstack('server', 'delete', 'vm1')
         control.wait_for(lambda s: control.server(server_id)[
-            'status'] == 'DELETED')
+            'status'] == 'DELETED', timeout=WAIT)
         # The image outlives the server until the snapshot task notices.
         self.assertEqual('saving', control.image(image['id'])['status'])
+        self.assertEqual(1, control.release('uploading', server_id))
         control.wait_for(lambda s: control.image(image['id']) is None,
-                         timeout=30)
+                         timeout=WAIT)
         # Not even an admin gets a deleted server by ID ...
         admin = self.sim.cloud_name + '-admin'
         shown = self.openstack('server', 'show', server_id, cloud=admin,

@@ -13,12 +13,33 @@
 """The real openstack CLI against the simulator's Cinder and volume-backed
 servers (boot from volume, image-create, backup)."""
 
+import functools
 import json
+from unittest import mock
 
+from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 
+# A simulator (a Python process) may take long to start on a loaded
+# machine: wait for its ready file, however long it takes.
+STARTUP_TIMEOUT = 120.0
+WAIT = 60
 
-class TestSimulatorCinder(base.TestCase):
+
+class PatientStart:
+    """Start the simulator however long a loaded machine takes.
+
+    base.TestCase starts it with the fixture's default startup timeout
+    (10 s), which a machine under load exceeds (SetupError).
+    """
+
+    def setUp(self):
+        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
+                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
+            super().setUp()
+
+
+class TestSimulatorCinder(PatientStart, base.TestCase):
 
     def snapshot_ids(self, image):
         properties = image.get('properties', image)
@@ -28,7 +49,7 @@ class TestSimulatorCinder(base.TestCase):
     def wait_snapshot(self, snapshot_id, status):
         self.control.wait_for(lambda s: any(
             v['id'] == snapshot_id and v['status'] == status
-            for v in s['volume_snapshots']), timeout=30)
+            for v in s['volume_snapshots']), timeout=WAIT)
 
     def test_boot_from_volume_and_image_create(self):
         volume = self.openstack('volume', 'create', '--size', '1',
@@ -37,7 +58,7 @@ class TestSimulatorCinder(base.TestCase):
         self.assertEqual(('bootvol', 1, True), (
             volume['name'], volume['size'], volume['bootable']))
         self.control.wait_for(lambda s: self.control.volume(
-            volume['id'])['status'] == 'available')
+            volume['id'])['status'] == 'available', timeout=WAIT)
         server = self.openstack('server', 'create', '--flavor', 'm1.tiny',
                                 '--volume', 'bootvol', '--nic', 'none',
                                 '--wait', 'bfv1', '-f', 'json').json()
@@ -52,14 +73,14 @@ class TestSimulatorCinder(base.TestCase):
             (a['server_id'], a['device']) for a in shown['attachments']])
 
         # The snapshot stays 'creating' while the test holds it.
-        self.control.hold('volume_snapshot', 'bfv1')
+        self.hold('volume_snapshot', 'bfv1')
         image = self.image_create('bfv1', 'snap1')
         self.assertEqual(('active', 0, 'raw'), (
             image['status'], image['size'], image['disk_format']))
         self.assertNotIn('instance_uuid', image['properties'])
         self.assertEqual('True', image['properties']['bdm_v2'])
         (snapshot_id,) = self.snapshot_ids(image)
-        self.control.wait_held('volume_snapshot', 'bfv1')
+        self.control.wait_held('volume_snapshot', 'bfv1', timeout=WAIT)
         listed = self.openstack('volume', 'snapshot', 'list', '-f',
                                 'json').json()
         self.assertEqual([(snapshot_id, 'snapshot for snap1', 'creating')],
@@ -84,7 +105,7 @@ class TestSimulatorCinder(base.TestCase):
                                 '--image', 'cirros', 'rootvol',
                                 '-f', 'json').json()
         self.control.wait_for(lambda s: self.control.volume(
-            volume['id'])['status'] == 'available')
+            volume['id'])['status'] == 'available', timeout=WAIT)
         first = self.openstack(
             'server', 'create', '--flavor', 'm1.tiny', '--nic', 'none',
             '--block-device', 'source_type=volume,uuid=%s,boot_index=0'
@@ -125,7 +146,7 @@ class TestSimulatorCinder(base.TestCase):
         (gone,) = self.snapshot_ids(self.image_create('bfv-gone', 'g1'))
         self.wait_snapshot(failed, 'error')
         self.control.wait_for(lambda s: gone not in [
-            v['id'] for v in s['volume_snapshots']], timeout=30)
+            v['id'] for v in s['volume_snapshots']], timeout=WAIT)
         shown = self.openstack('volume', 'snapshot', 'show', failed,
                                '-f', 'json').json()
         self.assertEqual('error', shown['status'])

@@ -17,6 +17,9 @@ one driver, then reads the simulator's own records: the task-state log
 (/_sim/log, the ms bounce included) and the disk copies (/_sim/captures).
 """
 
+import functools
+from unittest import mock
+
 from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 
@@ -27,9 +30,26 @@ UPLOADING = 'image_uploading'
 LIBVIRT = [PENDING, SNAPSHOT, PENDING_UPLOAD, UPLOADING, PENDING_UPLOAD,
            UPLOADING, None]
 SHORT = [PENDING, SNAPSHOT, PENDING_UPLOAD, UPLOADING, None]
+# A simulator (a Python process) may take long to start on a loaded
+# machine: wait for its ready file, however long it takes.
+STARTUP_TIMEOUT = 120.0
+WAIT = 60
 
 
-class TestDriverOrders(base.TestCase):
+class PatientStart:
+    """Start the simulator however long a loaded machine takes.
+
+    base.TestCase starts it with the fixture's default startup timeout
+    (10 s), which a machine under load exceeds (SetupError).
+    """
+
+    def setUp(self):
+        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
+                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
+            super().setUp()
+
+
+class TestDriverOrders(PatientStart, base.TestCase):
 
     durations = {'pending': 0.05, 'snapshot': 0.1, 'pending_upload': 0.1,
                  'copy': 0.2, 'bounce': 5, 'uploading': 0.2,
@@ -38,10 +58,15 @@ class TestDriverOrders(base.TestCase):
     def image_create_of(self, driver):
         """Image-create a server of driver; return (log, statuses, copy)."""
         server = self.create_server('vm-' + driver, driver=driver)
+        # Held in image_snapshot_pending until the CLI has printed the
+        # image, queued.
+        self.hold('pending', server['id'])
         image = self.image_create(server['name'])
         self.assertEqual('queued', image['status'])
+        self.assertEqual(1, self.control.release('pending', server['id']))
         self.control.wait_for(lambda state: not any(
-            op['server_id'] == server['id'] for op in state['operations']))
+            op['server_id'] == server['id'] for op in state['operations']),
+            timeout=WAIT)
         states = [e['new'] for e in self.task_log(server['id'])]
         statuses = [e['new'] for e in self.control.log(
             resource_id=image['id'])]
@@ -102,16 +127,16 @@ class TestDriverOrders(base.TestCase):
         self.assertEqual(PENDING_UPLOAD, copy['task_state'])
 
 
-class TestHeldCopy(base.TestCase):
+class TestHeldCopy(PatientStart, base.TestCase):
     """Hold a libvirt-file copy and look at it with the CLI."""
 
     durations = dict(TestDriverOrders.durations, uploading=0.3)
 
     def test_held_copy(self):
         server = self.create_server('vm1', driver='libvirt-file')
-        self.control.hold('copy', 'vm1')
+        self.hold('copy', 'vm1')
         image = self.image_create('vm1')
-        self.control.wait_held('copy', 'vm1')
+        self.control.wait_held('copy', 'vm1', timeout=WAIT)
         shown = self.openstack('server', 'show', 'vm1', '-c',
                                'OS-EXT-STS:task_state', '-f', 'value')
         self.assertEqual(PENDING_UPLOAD, shown.stdout.strip())
@@ -121,7 +146,8 @@ class TestHeldCopy(base.TestCase):
         copy, = self.control.captures(server['id'])
         self.assertIsNone(copy['ended'])
         self.assertEqual(1, self.control.release('copy', 'vm1'))
-        self.control.wait_for(lambda state: not state['operations'])
+        self.control.wait_for(lambda state: not state['operations'],
+                              timeout=WAIT)
         copy, = self.control.captures(server['id'])
         self.assertIsNotNone(copy['ended'])
 
@@ -131,7 +157,8 @@ class TestCommandDefault(base.TestCase):
 
     def setUp(self):
         super(base.TestCase, self).setUp()
-        self.sim = self.useFixture(fixture.SimulatorFixture(driver=None))
+        self.sim = self.useFixture(fixture.SimulatorFixture(
+            driver=None, startup_timeout=STARTUP_TIMEOUT))
         self.control = self.sim.control
 
     def test_default_driver(self):
