@@ -274,7 +274,7 @@ class WaitPhaseMixin(PatientStart):
         # never changes while the CLI waits.
         self.hold(self.first_step, self.server['id'])
         result = self.create('--wait-phase', 'upload',
-                             '--wait-phase-timeout', '8', expect=124)
+                             '--wait-phase-timeout', '10', expect=124)
         image_id = re.search(r'Image (\S+) of server', result.stderr)
         self.assertIsNotNone(image_id, result.stderr)
         message = result.stderr.strip().splitlines()[-1]
