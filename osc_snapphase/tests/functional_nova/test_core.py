@@ -14,9 +14,13 @@
 
 These pin what nova 34 really does during ``createImage`` and
 ``createBackup``; the osc-snapphase commands rely on exactly this.
-"""
 
-import time
+The tests wait for events, never for a fixed time: a phase a test needs
+to see is held by the driver until the test (or the CLI it samples with)
+has seen it; a driver failure is injected in a held phase, released once
+core ``openstack`` has its answer, so that Nova cannot delete the image
+before the CLI has looked it up.
+"""
 
 from osc_snapphase.tests.functional_nova import base
 from osc_snapphase.tests.functional_nova import driver
@@ -67,14 +71,16 @@ class TestCoreCommands(base.NovaTestCase):
 
     def test_image_create_sampled_with_slow_driver(self):
         server_id = self.boot('vm1')
-        # Each phase lasts longer than one `openstack server show` (about
-        # 1.3 s here, more on a loaded machine), so every one is sampled.
-        self.plan('vm1', sleeps={'snapshot': 4.0, 'pending_upload': 4.0,
-                                 'upload': 4.0})
+        # A slow driver: each phase lasts until `openstack server show`,
+        # sampling in a loop, has reported its task state.
+        plan = self.plan('vm1', hold=driver.PHASES)
+        phase_of = {'image_snapshot_pending': 'pending',
+                    'image_snapshot': 'snapshot',
+                    'image_pending_upload': 'pending_upload',
+                    'image_uploading': 'upload'}
         self.openstack('server', 'image', 'create', 'vm1', '--name', 's')
         seen = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        for _sample in range(50):
             state = self.openstack_json(
                 'server', 'show', 'vm1', '-c',
                 'OS-EXT-STS:task_state')['OS-EXT-STS:task_state']
@@ -82,11 +88,18 @@ class TestCoreCommands(base.NovaTestCase):
                 seen.append(state)
             if state is None:
                 break
+            phase = phase_of[state]
+            if plan.entered[phase].is_set():
+                # Sample again once Nova has moved on (read directly).
+                plan.release(phase)
+                self.wait_for(
+                    lambda: self.cloud.task_state(server_id) != state,
+                    timeout=60, what='task state after %s' % state)
         self.assertIsNone(seen[-1], seen)
+        self.assertEqual('ok', plan.wait_done())
         positions = [ORDER.index(s) for s in seen]
         self.assertEqual(sorted(positions), positions, seen)
-        for state in ORDER[1:]:
-            self.assertIn(state, seen)
+        self.assertEqual(ORDER, seen)
         self.assertEqual(['active'], [
             i['status'] for i in self.images_of(server_id)])
 
@@ -119,9 +132,12 @@ class TestCoreCommands(base.NovaTestCase):
 
     def test_backup_driver_failure_event_is_error(self):
         server_id = self.boot('vm1')
-        plan = self.plan('vm1', fail_in='upload')
+        # Held: core looks the backup up by name after the request; failed
+        # at once, Nova could delete it first ("No Image found", exit 1).
+        plan = self.plan('vm1', fail_in='upload', hold=('upload',))
         image = self.openstack_json('server', 'backup', 'create', 'vm1',
                                     '--name', 'bk1')
+        plan.release()
         self.assertIsInstance(plan.wait_done(), driver.InjectedFailure)
         self.cloud.wait_task_state(server_id, None)
         self.wait_for(lambda: self._event(server_id, 'createBackup')[
@@ -159,9 +175,11 @@ class TestCoreCommands(base.NovaTestCase):
 
     def test_driver_failure_in_upload_reverts_and_deletes_image(self):
         server_id = self.boot('vm1')
-        plan = self.plan('vm1', fail_in='upload')
+        # Held until core has looked the image up (see above).
+        plan = self.plan('vm1', fail_in='upload', hold=('upload',))
         image = self.openstack_json('server', 'image', 'create', 'vm1',
                                     '--name', 'snap1')
+        plan.release()
         self.assertIsInstance(plan.wait_done(), driver.InjectedFailure)
         self.cloud.wait_task_state(server_id, None)
         shown = self.openstack_json('server', 'show', 'vm1')
@@ -214,14 +232,17 @@ class TestCoreCommands(base.NovaTestCase):
 
     def test_instance_not_running_in_upload_leaves_task_state_stuck(self):
         server_id = self.boot('vm1')
-        plan = self.plan('vm1', not_running_in='upload')
+        plan = self.plan('vm1', not_running_in='upload', hold=('upload',))
         image = self.openstack_json('server', 'image', 'create', 'vm1',
                                     '--name', 'snap1')
+        plan.release()
         self.assertIsInstance(plan.wait_done(), driver.exception.
                               InstanceNotRunning)
+        # Deleting the image is the last thing Nova does about it
+        # (ComputeManager._snapshot_instance swallows InstanceNotRunning;
+        # nothing reverts the task state after the delete).
         self.wait_for(lambda: not self.images_of(server_id),
                       what='image deleted')
-        time.sleep(2)
         shown = self.openstack_json('server', 'show', 'vm1')
         self.assertEqual('image_uploading', shown['OS-EXT-STS:task_state'])
         self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
