@@ -1383,7 +1383,7 @@ def main(argv=None):
         soak = Soak(opts)
         soak.start()
     if 'delay' in sections:
-        log('phase-end detection delay')
+        log('capture-end detection delay')
         results['delay'] = section('delay', bench_delay, opts)
     if 'load' in sections or 'cost' in sections:
         log('API load and CPU of an idle watch')
