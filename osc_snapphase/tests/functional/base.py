@@ -213,13 +213,16 @@ class TestCase(testtools.TestCase):
         return sum(1 for r in self.control.requests()['requests']
                    if r['key'] == key)
 
-    def release_after_polls(self, step, key=None, polls=2, server=None,
+    def release_after_polls(self, step, key=None, polls=3, server=None,
                             timeout=60):
         """Release ``step`` once the CLI has seen it held.
 
         Waits until an operation is held at ``step`` and the CLI has made
         ``polls`` more requests of ``key`` (default: GET of one server),
-        then releases it. Returns the release time (time.time()).
+        then releases it. The log has a request when it arrives, and the
+        CLI's own lookup of the server may be the first one counted: the
+        default of 3 makes sure a poll has been answered in the step.
+        Returns the release time (time.time()).
         """
         key = key or GET_SERVER
         self.control.wait_held(step, server=server, timeout=timeout)

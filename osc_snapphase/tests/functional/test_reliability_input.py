@@ -18,26 +18,18 @@ created in the simulator. The usage errors of the parsers are unit tests
 (tests/unit/test_parsers.py); four of them stay here, end to end.
 """
 
-import functools
 import os
-from unittest import mock
 
-from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import reliability
 
 WATCH = ('server', 'task-state', 'watch')
 IMAGE_CREATE = ('server', 'image', 'create')
-# The simulator's own start (a Python process) took more than the
-# fixture's 10 s under load.
-STARTUP = 120
 
 
 class TestBadInput(reliability.ReliabilityTestCase):
 
     def setUp(self):
-        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
-                fixture.SimulatorFixture, startup_timeout=STARTUP)):
-            super().setUp()
+        super().setUp()
         self.server = self.create_server('vm1')
 
     def bad(self, args, expect, phrase, env=None, cloud=None):

@@ -27,15 +27,12 @@ did not wait for the slow answer" is judged by the simulator's own
 record (the request was still unanswered when the CLI had exited).
 """
 
-import functools
 import json
 import re
 import signal
 import subprocess
 import time
-from unittest import mock
 
-from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 from osc_snapphase.tests.functional import reliability
 
@@ -54,9 +51,6 @@ SLOW = 8
 # Generous waits for events on a loaded machine; the start of the CLI
 # alone has taken more than a minute under load.
 WAIT = 300
-# The simulator's own start (a Python process) took more than the
-# fixture's 10 s under load.
-STARTUP = 120
 
 
 class SignalCase(reliability.ReliabilityTestCase):
@@ -66,9 +60,7 @@ class SignalCase(reliability.ReliabilityTestCase):
                  'uploading': 0.1}
 
     def setUp(self):
-        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
-                fixture.SimulatorFixture, startup_timeout=STARTUP)):
-            super().setUp()
+        super().setUp()
         self.server = self.create_server('vm1')
         self.images_before = {i['id'] for i in self.control.state()['images']}
 

@@ -12,17 +12,11 @@
 
 """``openstack server task-state show`` against the simulator."""
 
-import functools
 import socket
 import subprocess
-from unittest import mock
 
-from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 
-# A simulator (a Python process) may take long to start on a loaded
-# machine: wait for its ready file, however long it takes.
-STARTUP_TIMEOUT = 120.0
 
 # Steps the tests do not look at are short; the ones they look at are held.
 SHORT = {'pending': 0.05, 'snapshot': 0.1, 'backup': 0.1,
@@ -68,20 +62,7 @@ LIBVIRT_FILE_IMAGE = (
 )
 
 
-class PatientStart:
-    """Start the simulator however long a loaded machine takes.
-
-    base.TestCase starts it with the fixture's default startup timeout
-    (10 s), which a machine under load exceeds (SetupError).
-    """
-
-    def setUp(self):
-        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
-                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
-            super().setUp()
-
-
-class TestShowPhases(PatientStart, base.TestCase):
+class TestShowPhases(base.TestCase):
     """Hold every step of an image-create and a backup; show each."""
 
     durations = SHORT
@@ -179,7 +160,7 @@ class TestShowPhases(PatientStart, base.TestCase):
         self.assertEqual(server['id'], data['id'])
 
 
-class TestShowFormats(PatientStart, base.TestCase):
+class TestShowFormats(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -249,7 +230,7 @@ class TestShowFormats(PatientStart, base.TestCase):
         self.assertIn('id: %s' % self.server['id'], out)
 
 
-class TestShowBadInput(PatientStart, base.TestCase):
+class TestShowBadInput(base.TestCase):
 
     def assert_one_line_error(self, result, *fragments, warnings=0):
         self.assertNotEqual(0, result.returncode)

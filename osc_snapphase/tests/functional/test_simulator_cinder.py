@@ -13,33 +13,14 @@
 """The real openstack CLI against the simulator's Cinder and volume-backed
 servers (boot from volume, image-create, backup)."""
 
-import functools
 import json
-from unittest import mock
 
-from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 
-# A simulator (a Python process) may take long to start on a loaded
-# machine: wait for its ready file, however long it takes.
-STARTUP_TIMEOUT = 120.0
 WAIT = 60
 
 
-class PatientStart:
-    """Start the simulator however long a loaded machine takes.
-
-    base.TestCase starts it with the fixture's default startup timeout
-    (10 s), which a machine under load exceeds (SetupError).
-    """
-
-    def setUp(self):
-        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
-                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
-            super().setUp()
-
-
-class TestSimulatorCinder(PatientStart, base.TestCase):
+class TestSimulatorCinder(base.TestCase):
 
     def snapshot_ids(self, image):
         properties = image.get('properties', image)

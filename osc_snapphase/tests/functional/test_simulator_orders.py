@@ -17,8 +17,6 @@ one driver, then reads the simulator's own records: the task-state log
 (/_sim/log, the ms bounce included) and the disk copies (/_sim/captures).
 """
 
-import functools
-from unittest import mock
 
 from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
@@ -30,26 +28,10 @@ UPLOADING = 'image_uploading'
 LIBVIRT = [PENDING, SNAPSHOT, PENDING_UPLOAD, UPLOADING, PENDING_UPLOAD,
            UPLOADING, None]
 SHORT = [PENDING, SNAPSHOT, PENDING_UPLOAD, UPLOADING, None]
-# A simulator (a Python process) may take long to start on a loaded
-# machine: wait for its ready file, however long it takes.
-STARTUP_TIMEOUT = 120.0
 WAIT = 60
 
 
-class PatientStart:
-    """Start the simulator however long a loaded machine takes.
-
-    base.TestCase starts it with the fixture's default startup timeout
-    (10 s), which a machine under load exceeds (SetupError).
-    """
-
-    def setUp(self):
-        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
-                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
-            super().setUp()
-
-
-class TestDriverOrders(PatientStart, base.TestCase):
+class TestDriverOrders(base.TestCase):
 
     durations = {'pending': 0.05, 'snapshot': 0.1, 'pending_upload': 0.1,
                  'copy': 0.2, 'bounce': 5, 'uploading': 0.2,
@@ -127,7 +109,7 @@ class TestDriverOrders(PatientStart, base.TestCase):
         self.assertEqual(PENDING_UPLOAD, copy['task_state'])
 
 
-class TestHeldCopy(PatientStart, base.TestCase):
+class TestHeldCopy(base.TestCase):
     """Hold a libvirt-file copy and look at it with the CLI."""
 
     durations = dict(TestDriverOrders.durations, uploading=0.3)
@@ -158,7 +140,7 @@ class TestCommandDefault(base.TestCase):
     def setUp(self):
         super(base.TestCase, self).setUp()
         self.sim = self.useFixture(fixture.SimulatorFixture(
-            driver=None, startup_timeout=STARTUP_TIMEOUT))
+            driver=None))
         self.control = self.sim.control
 
     def test_default_driver(self):

@@ -17,17 +17,11 @@ seen the CLI poll it (request counters); the others are short. No test
 asserts a wall-clock bound: the 1 s answer is test_capture's.
 """
 
-import functools
 import re
 import signal
-from unittest import mock
 
-from osc_snapphase.simulator import fixture
 from osc_snapphase.tests.functional import base
 
-# A simulator (a Python process) may take long to start on a loaded
-# machine: wait for its ready file, however long it takes.
-STARTUP_TIMEOUT = 120.0
 WAIT = 60
 GET_IMAGE = 'GET /image/v2/images/{id}'
 CORE_IMAGE_KEYS = {'container_format', 'created_at', 'disk_format', 'file',
@@ -40,20 +34,7 @@ WAIT_PHASE_KEYS = CORE_IMAGE_KEYS | {'server_phase', 'phase_durations',
 STAMP = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')
 
 
-class PatientStart:
-    """Start the simulator however long a loaded machine takes.
-
-    base.TestCase starts it with the fixture's default startup timeout
-    (10 s), which a machine under load exceeds (SetupError).
-    """
-
-    def setUp(self):
-        with mock.patch.object(fixture, 'SimulatorFixture', functools.partial(
-                fixture.SimulatorFixture, startup_timeout=STARTUP_TIMEOUT)):
-            super().setUp()
-
-
-class WaitPhaseMixin(PatientStart):
+class WaitPhaseMixin:
     """The --wait-phase tests; subclasses say image or backup."""
 
     # Short steps; the tests hold the ones they look at.
