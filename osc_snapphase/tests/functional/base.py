@@ -24,6 +24,7 @@ import time
 import testtools
 
 from osc_snapphase.simulator import fixture
+from osc_snapphase.tests import output
 
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
 # The simulator's request key of one server's GET (what a watch polls).
@@ -272,34 +273,13 @@ class TestCase(testtools.TestCase):
         As openstack_timed() does, for a proc the test acted on meanwhile.
         """
         args = proc.args_
-        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-        data = {out_fd: b'', err_fd: b''}
-        open_fds = [out_fd, err_fd]
-        output_at = json_at = None
-        deadline = time.monotonic() + timeout
-        while open_fds:
-            left = deadline - time.monotonic()
-            ready = select.select(open_fds, [], [], max(0, left))[0]
-            if not ready and left <= 0:
-                self.fail('openstack %s still running after %ss'
-                          % (' '.join(args), timeout))
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    open_fds.remove(fd)
-                    continue
-                data[fd] += chunk
-                if fd == out_fd:
-                    output_at = time.time()
-                    if json_at is None:
-                        try:
-                            json.loads(data[fd].decode())
-                            json_at = output_at
-                        except ValueError:
-                            pass
+        try:
+            out = output.read(proc, timeout)
+        except TimeoutError as exc:
+            self.fail(str(exc))
         proc.wait(timeout)
-        result = Result(args, proc.returncode, data[out_fd].decode(),
-                        data[err_fd].decode(), proc.started, time.time())
-        result.output_at = json_at or output_at or result.ended
+        result = Result(args, proc.returncode, out.stdout, out.stderr,
+                        proc.started, time.time())
+        result.output_at = out.answered_at or result.ended
         self.check_result(result, expect)
         return result

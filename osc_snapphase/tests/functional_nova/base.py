@@ -14,7 +14,6 @@
 
 import json
 import os
-import select
 import subprocess
 import time
 
@@ -25,6 +24,7 @@ from testtools import content
 from osc_snapphase.tests.functional_nova import cinder
 from osc_snapphase.tests.functional_nova import cloud
 from osc_snapphase.tests.functional_nova import driver
+from osc_snapphase.tests import output
 
 IMAGE_ID = cloud.glance_fixture.GlanceFixture.image1['id']
 #: The bootable volume nova's Cinder fixture knows.
@@ -54,6 +54,13 @@ def option_available(option, *words):
             env=dict(os.environ, PYTHONWARNINGS='ignore'), timeout=120)
         _COMMAND_CACHE[key] = option in result.stdout
     return _COMMAND_CACHE[key]
+
+
+def result_of(clock):
+    """The Result of a background CLI read by an output.AnswerClock."""
+    return Result(clock.proc.argv, clock.proc.returncode, clock.stdout,
+                  clock.stderr,
+                  (clock.ended_at or time.time()) - clock.proc.started_wall)
 
 
 class Result(object):
@@ -127,36 +134,14 @@ class NovaTestCase(testtools.TestCase):
         exit): when the command had answered, without the interpreter's
         exit.
         """
-        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-        data = {out_fd: b'', err_fd: b''}
-        open_fds = [out_fd, err_fd]
-        output_at = json_at = None
-        deadline = time.monotonic() + timeout
-        while open_fds:
-            left = deadline - time.monotonic()
-            ready = select.select(open_fds, [], [], max(0, left))[0]
-            if not ready and left <= 0:
-                self.fail('openstack %s still running after %ss'
-                          % (' '.join(proc.argv), timeout))
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    open_fds.remove(fd)
-                    continue
-                data[fd] += chunk
-                if fd == out_fd:
-                    output_at = time.monotonic()
-                    if json_at is None:
-                        try:
-                            json.loads(data[fd].decode())
-                            json_at = output_at
-                        except ValueError:
-                            pass
+        try:
+            out = output.read(proc, timeout, clock=time.monotonic)
+        except TimeoutError as exc:
+            self.fail(str(exc))
         proc.wait(timeout)
-        result = Result(proc.argv, proc.returncode, data[out_fd].decode(),
-                        data[err_fd].decode(),
+        result = Result(proc.argv, proc.returncode, out.stdout, out.stderr,
                         time.monotonic() - proc.started)
-        result.output_at = json_at or output_at or time.monotonic()
+        result.output_at = out.answered_at or time.monotonic()
         if expect is not None and proc.returncode != expect:
             self.fail('expected exit status %s: %r' % (expect, result))
         return result

@@ -42,8 +42,6 @@ latencies of each run to that file.
 
 import json
 import os
-import select
-import threading
 import time
 
 import fixtures
@@ -52,74 +50,13 @@ from testtools import content
 
 from osc_snapphase.tests.functional_nova import base
 from osc_snapphase.tests.functional_nova import libvirt
+from osc_snapphase.tests import output
 
 IMAGE_CREATE = ('server', 'image', 'create')
 #: The product's promise: return within this long of the Glance status.
 WITHIN = 1.0
 #: How long the test waits for a CLI once the copy is released.
 CLI_WAIT = 45.0
-
-
-class ExitClock(object):
-    """Reads a background ``openstack`` to its end and times its answer.
-
-    ``output_at`` is the ``time.time()`` when stdout first held a complete
-    JSON document (else when its last byte came, else the exit), as in
-    the functional suite (``openstack_timed``): when the command had
-    answered, without the interpreter's exit; ``ended_at`` is the exit.
-    """
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.stdout = self.stderr = ''
-        self.output_at = self.ended_at = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self._read()
-        finally:
-            self.ended_at = time.time()
-            if self.output_at is None:
-                self.output_at = self.ended_at
-            self.done.set()
-
-    def _read(self):
-        out_fd = self.proc.stdout.fileno()
-        err_fd = self.proc.stderr.fileno()
-        data = {out_fd: b'', err_fd: b''}
-        open_fds = [out_fd, err_fd]
-        last_out = json_at = None
-        while open_fds:
-            for fd in select.select(open_fds, [], [])[0]:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    open_fds.remove(fd)
-                    continue
-                data[fd] += chunk
-                if fd == out_fd:
-                    last_out = time.time()
-                    if json_at is None:
-                        try:
-                            json.loads(data[fd].decode())
-                            json_at = last_out
-                        except ValueError:
-                            pass
-        self.proc.wait()
-        self.stdout = data[out_fd].decode()
-        self.stderr = data[err_fd].decode()
-        self.output_at = json_at or last_out
-
-    def wait(self, timeout):
-        return self.done.wait(timeout)
-
-    def result(self):
-        return base.Result(self.proc.argv, self.proc.returncode,
-                           self.stdout, self.stderr,
-                           (self.ended_at or time.time()) -
-                           self.proc.started_wall)
 
 
 class LibvirtCaptureTestCase(base.NovaTestCase):
@@ -148,7 +85,7 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
     def start_cli(self, *args):
         proc = self.openstack_start(*args)
         proc.started_wall = time.time()
-        return proc, ExitClock(proc)
+        return proc, output.AnswerClock(proc)
 
     def wait_running(self, clock, server_id, since, known_tokens):
         """Wait until a new CLI has polled the server twice, or ended."""
@@ -208,7 +145,7 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
         upload_held_at_exit = rec.is_held('upload')
         rec.release()
         for clock in (create_clock, watch_clock):
-            self.assertTrue(clock.wait(CLI_WAIT), clock.result())
+            self.assertTrue(clock.wait(CLI_WAIT), base.result_of(clock))
         self.cloud.wait_task_state(server_id, None)
 
         self.addDetail('capture-record',
@@ -255,7 +192,7 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
                            ('(b) task-state watch --until disk-safe',
                             'watch')):
             clock = run[key]
-            result = clock.result()
+            result = base.result_of(clock)
             answered_at = clock.output_at
             polls[key] = self.polls(run['tokens'][key], proof, answered_at)
             cloud_answered[key] = self.in_flight_until(run['tokens'][key],

@@ -44,16 +44,14 @@ waited for ``active`` cannot pass.  Set
 ``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append the measured latencies.
 """
 
-import json
 import os
-import select
-import threading
 import time
 
 from testtools import content
 
 from osc_snapphase.tests.functional_nova import base
 from osc_snapphase.tests.functional_nova import driver
+from osc_snapphase.tests import output
 
 IMAGE_CREATE = ('server', 'image', 'create')
 #: The product's promise: answer within this long of the proof.
@@ -61,69 +59,6 @@ WITHIN = 1.0
 #: How long the test waits for a CLI once the copy is released.
 CLI_WAIT = 45.0
 CAPTURE_RUNNING = ('in-progress',)
-
-
-class AnswerClock(object):
-    """Reads a background ``openstack`` to its end and times its answer.
-
-    ``answered_at``: the ``time.time()`` when stdout first held a complete
-    JSON document (else its last byte, else the exit); ``ended_at``: the
-    exit.
-    """
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.stdout = self.stderr = ''
-        self.first_output_at = self.answered_at = self.ended_at = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self._read()
-        finally:
-            self.ended_at = time.time()
-            if self.answered_at is None:
-                self.answered_at = self.ended_at
-            self.done.set()
-
-    def _read(self):
-        out_fd = self.proc.stdout.fileno()
-        err_fd = self.proc.stderr.fileno()
-        data = {out_fd: b'', err_fd: b''}
-        open_fds = [out_fd, err_fd]
-        last_out = json_at = None
-        while open_fds:
-            for fd in select.select(open_fds, [], [])[0]:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    open_fds.remove(fd)
-                    continue
-                data[fd] += chunk
-                if fd == out_fd:
-                    last_out = time.time()
-                    if self.first_output_at is None:
-                        self.first_output_at = last_out
-                    if json_at is None:
-                        try:
-                            json.loads(data[fd].decode())
-                            json_at = last_out
-                        except ValueError:
-                            pass
-        self.proc.wait()
-        self.stdout = data[out_fd].decode()
-        self.stderr = data[err_fd].decode()
-        self.answered_at = json_at or last_out
-
-    def wait(self, timeout):
-        return self.done.wait(timeout)
-
-    def result(self):
-        return base.Result(self.proc.argv, self.proc.returncode,
-                           self.stdout, self.stderr,
-                           (self.ended_at or time.time()) -
-                           self.proc.started_wall)
 
 
 class OrderTestCase(base.SnapphaseTestCase):
@@ -156,7 +91,7 @@ class OrderTestCase(base.SnapphaseTestCase):
     def start_cli(self, *args):
         proc = self.openstack_start(*args)
         proc.started_wall = time.time()
-        return AnswerClock(proc)
+        return output.AnswerClock(proc)
 
     def image_status(self, image_id):
         return self.cloud.glance.show(None, image_id)['status']
@@ -192,7 +127,7 @@ class OrderTestCase(base.SnapphaseTestCase):
                                     image_polls=image_polls)
         self.assertFalse(clock.done.is_set(),
                          'the CLI ended during the held copy: %r'
-                         % clock.result())
+                         % base.result_of(clock))
         self.assertIsNone(clock.first_output_at,
                           'the CLI answered during the held copy')
         self.assertEqual(plan.copy_task_state,
@@ -209,14 +144,14 @@ class OrderTestCase(base.SnapphaseTestCase):
         upload_held = not plan.done.is_set()
         plan.release()
         self.assertTrue(answered, 'no answer %ss after the copy: %r'
-                        % (CLI_WAIT, clock.result()))
+                        % (CLI_WAIT, base.result_of(clock)))
         self.assertEqual('ok', plan.wait_done())
         return released_at, upload_held
 
     def check_answer(self, label, plan, clock, released_at, upload_held,
                      proof_name=None):
         """Answer after the copy's end, within WITHIN of the proof."""
-        result = clock.result()
+        result = base.result_of(clock)
         self.assertEqual(0, result.returncode, result)
         times = plan.times
         proof_name = proof_name or 'image_%s' % self.PROOF
@@ -342,7 +277,7 @@ class TestXenServerOrder(EveryOrderTests, OrderTestCase):
         answered = clock.wait(CLI_WAIT)
         still_pending = not plan.entered['upload'].is_set()
         plan.release()
-        self.assertTrue(answered, clock.result())
+        self.assertTrue(answered, base.result_of(clock))
         self.assertEqual('ok', plan.wait_done())
         first_pending_upload = plan.task_state_time('image_pending_upload')
         self.assertIsNotNone(first_pending_upload, plan.describe(self.t0))
@@ -374,7 +309,7 @@ class TestLibvirtFileOrder(EveryOrderTests, OrderTestCase):
         plan.wait_entered('bounce')
         image_id = plan.image_ids[-1]
         self.wait_cli_polls(clock, server_id, image_id, time.monotonic())
-        self.assertFalse(clock.done.is_set(), clock.result())
+        self.assertFalse(clock.done.is_set(), base.result_of(clock))
         self.assertEqual('image_uploading', self.cloud.task_state(server_id))
         self.assertEqual('queued', self.image_status(image_id))
         plan.release('bounce')
@@ -424,10 +359,11 @@ class TestLibvirtFileOrder(EveryOrderTests, OrderTestCase):
         answered = clock.wait(CLI_WAIT)
         copy_held = 'copy_ended' not in plan.times
         plan.release()
-        self.assertTrue(answered, clock.result())
+        self.assertTrue(answered, base.result_of(clock))
         self.assertTrue(copy_held)
-        self.assertEqual(0, clock.result().returncode, clock.result())
-        out = clock.result().json()
+        result = base.result_of(clock)
+        self.assertEqual(0, result.returncode, result)
+        out = base.result_of(clock).json()
         self.assertEqual('xenserver', out['capture_model'], out)
         self.assertEqual('complete', out['capture'], out)
         self.assertEqual('ok', plan.wait_done())
