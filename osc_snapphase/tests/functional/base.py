@@ -195,6 +195,25 @@ class TestCase(testtools.TestCase):
 
     # -- waiting for events, never for a fixed time -----------------------
 
+    def wait_cli(self, proc, check, what, timeout=300):
+        """Wait until check() is true while the CLI runs; return it.
+
+        Fails at once, with the CLI's output, if the CLI has exited.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = check()
+            if found:
+                return found
+            if proc.poll() is not None:
+                stdout, stderr = proc.communicate(timeout=60)
+                self.fail('openstack exited with %s before %s\nstdout:\n%s'
+                          '\nstderr:\n%s'
+                          % (proc.returncode, what, stdout, stderr))
+            if time.monotonic() > deadline:
+                self.fail('no %s within %ss' % (what, timeout))
+            time.sleep(0.05)
+
     def hold(self, step, server=None):
         """Stop operations at ``step`` until released.
 

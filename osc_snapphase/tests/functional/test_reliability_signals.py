@@ -64,22 +64,6 @@ class SignalCase(reliability.ReliabilityTestCase):
         self.server = self.create_server('vm1')
         self.images_before = {i['id'] for i in self.control.state()['images']}
 
-    def wait_cli(self, proc, check, what, timeout=WAIT):
-        """Wait until check() is true while the CLI runs; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = check()
-            if found:
-                return found
-            if proc.poll() is not None:
-                stdout, stderr = proc.communicate(timeout=60)
-                self.fail('openstack exited with %s before %s\nstdout:\n%s'
-                          '\nstderr:\n%s'
-                          % (proc.returncode, what, stdout, stderr))
-            if time.monotonic() > deadline:
-                self.fail('no %s within %ss' % (what, timeout))
-            time.sleep(0.05)
-
     def wait_request(self, proc, predicate, what='the expected request'):
         """Wait for a request of the CLI matching predicate; return it"""
         def find():
@@ -151,24 +135,6 @@ class SignalCase(reliability.ReliabilityTestCase):
             self.assertIn(image_id, result.stderr, 'the image ID was lost')
         return image_id
 
-    def assert_rows_complete(self, rows, server_id, interval=0.5):
-        """Watch rows: nothing lost, nothing reported twice.
-
-        As assert_watch_complete, where a row may differ from the one
-        before only by its Capture (the image went saving between the
-        server's and the image's lookups).
-        """
-        mine = [r for r in rows if r['Server ID'] == server_id]
-        self.assertTrue(mine, 'no row for server %s' % server_id)
-        keys = [(r['Status'], r['VM State'], r['Task State'],
-                 r['Power State'], r['Capture']) for r in mine]
-        for before, after in zip(keys, keys[1:]):
-            self.assertNotEqual(before, after,
-                                'a change was reported twice: %r' % (keys,))
-        seen = [r['Task State'] for r in mine]
-        wanted = self.required_states(server_id, interval)
-        self.assert_subsequence(wanted, seen, 'watch of %s' % server_id)
-
     def signalled(self, proc, signum, expect_output):
         result = self.finish(proc, CODES[signum], timeout=300)
         if expect_output:
@@ -215,7 +181,7 @@ class TestWatchSignals(SignalCase):
         self.assertEqual('image_uploading', rows[-1]['Task State'])
         # xenserver order: the image is saving during image_uploading.
         self.assertEqual('complete', rows[-1]['Capture'])
-        self.assert_rows_complete(rows, self.server['id'])
+        self.assert_watch_complete(rows, self.server['id'], 0.5)
         self.assertIn('To keep following: openstack server task-state '
                       'watch %s' % self.server['id'], result.stderr)
         self.assert_image_goes_on()
@@ -237,7 +203,7 @@ class TestWatchSignals(SignalCase):
         rows = result.json_lines()
         self.assertEqual('image_uploading', rows[-1]['Task State'])
         self.assertTrue(result.stdout.endswith('\n'))
-        self.assert_rows_complete(rows, self.server['id'])
+        self.assert_watch_complete(rows, self.server['id'], 0.5)
         self.assert_image_goes_on()
 
     def test_sigint_printing_stream(self):

@@ -22,7 +22,6 @@ import datetime
 import json
 import signal
 import subprocess
-import time
 
 from osc_snapphase.tests.functional import base
 from osc_snapphase.tests.functional import reliability
@@ -72,22 +71,6 @@ class WatchTestCase(reliability.ReliabilityTestCase):
         proc = self.start('server', 'task-state', 'watch', *args, **kwargs)
         proc.counted = counted
         return proc
-
-    def wait_cli(self, proc, check, what, timeout=WAIT):
-        """Wait until check() is true while the CLI runs; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = check()
-            if found:
-                return found
-            if proc.poll() is not None:
-                stdout, stderr = proc.communicate(timeout=60)
-                self.fail('openstack exited with %s before %s\nstdout:\n%s'
-                          '\nstderr:\n%s'
-                          % (proc.returncode, what, stdout, stderr))
-            if time.monotonic() > deadline:
-                self.fail('no %s within %ss' % (what, timeout))
-            time.sleep(0.05)
 
     def polled(self, proc, count, key=GET_ONE):
         """Wait until the simulator has had ``count`` requests of key."""
