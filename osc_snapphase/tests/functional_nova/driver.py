@@ -364,18 +364,7 @@ class SnapshotPhaseDriver(fake.MediumFakeDriver):
                          purge_props=False)
         self._phase(plan, 'upload', context, instance, image_id)
 
-        metadata = {
-            'status': 'active',
-            'name': snapshot['name'],
-            'disk_format': 'raw',
-            'container_format': 'bare',
-            'size': 1024,
-            'properties': {
-                'image_location': 'snapshot',
-                'image_state': 'available',
-                'owner_id': instance.project_id,
-            },
-        }
+        metadata = self._image_metadata(snapshot, instance)
         image_api.update(context, image_id, metadata,
                          data=io.BytesIO(b'\0' * 1024), purge_props=False)
 
