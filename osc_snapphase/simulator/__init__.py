@@ -10,4 +10,4 @@
 #   License for the specific language governing permissions and limitations
 #   under the License.
 
-"""A simulated Keystone, Nova and Glance cloud served on loopback."""
+"""A simulated Keystone, Nova, Glance and Cinder cloud served on loopback."""

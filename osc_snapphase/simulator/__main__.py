@@ -68,8 +68,8 @@ def parse_http_fault(text):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog=PROG, description='Serve a simulated Keystone, Nova and '
-        'Glance on a loopback address until SIGTERM or SIGINT.')
+        prog=PROG, description='Serve a simulated Keystone, Nova, Glance '
+        'and Cinder on a loopback address until SIGTERM or SIGINT.')
     parser.add_argument('--host', default='127.0.0.1',
                         help='loopback address to bind (default: '
                         '127.0.0.1)')
