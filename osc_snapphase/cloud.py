@@ -26,6 +26,7 @@ import types
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 from openstack import resource
+from requests import exceptions as requests_exceptions
 
 from osc_snapphase import conditions
 from osc_snapphase import engine
@@ -64,8 +65,10 @@ def transient_from(exc):
                         ks_exceptions.ConnectTimeout,
                         ks_exceptions.UnknownConnectionError)):
         return engine.TransientError('Connection problem: %s' % exc)
-    if isinstance(exc, ValueError):
-        # requests' JSONDecodeError: an HTML error page, a truncated body.
+    if isinstance(exc, (json.JSONDecodeError,
+                        requests_exceptions.JSONDecodeError)):
+        # An HTML error page, a truncated body; any other ValueError is a
+        # bug, not an answer to retry.
         return engine.TransientError(
             'The cloud sent a response that is not valid JSON (%s)' % exc,
             malformed=True)

@@ -173,11 +173,18 @@ class TestTransientFrom(testtools.TestCase):
             self.assertFalse(exc.malformed)
 
     def test_transient_from_malformed(self):
-        exc = cloud.transient_from(ValueError('Expecting value'))
-        self.assertTrue(exc.malformed)
-        self.assertEqual(
-            'The cloud sent a response that is not valid JSON '
-            '(Expecting value)', str(exc))
+        for error in (json.JSONDecodeError('Expecting value', '<html>', 0),
+                      requests.exceptions.JSONDecodeError(
+                          'Expecting value', '<html>', 0)):
+            exc = cloud.transient_from(error)
+            self.assertTrue(exc.malformed)
+            self.assertEqual(
+                'The cloud sent a response that is not valid JSON '
+                '(Expecting value: line 1 column 1 (char 0))', str(exc))
+
+    def test_transient_from_other_value_error(self):
+        # Only a body that is not JSON is a malformed answer.
+        self.assertIsNone(cloud.transient_from(ValueError('a bug')))
 
     def test_transient_from_permanent(self):
         for error in (http_error(404), http_error(400), http_error(409),
@@ -260,7 +267,8 @@ class TestImageLookup(testtools.TestCase):
 
     def test_image_latest_malformed(self):
         response = self.response(None)
-        response.json.side_effect = ValueError('Expecting value')
+        response.json.side_effect = json.JSONDecodeError(
+            'Expecting value', '', 0)
         self.image_client.get.return_value = response
         exc = self.assertRaises(engine.TransientError, self.images.latest,
                                 'srv')
