@@ -219,10 +219,10 @@ def image_state(body):
         get = body.get
     else:
         properties = dict(body.properties or {})
-        properties.update({k: getattr(body, k, None)
-                           for k in ('block_device_mapping',
-                                     'instance_uuid')
-                           if getattr(body, k, None) is not None})
+        for key in ('block_device_mapping', 'instance_uuid'):
+            value = getattr(body, key, None)
+            if value is not None:
+                properties[key] = value
 
         def get(key):
             return getattr(body, key, None)

@@ -35,8 +35,6 @@ IMAGE_GONE_GRACE = 1.0
 # How long an image may stay queued/saving after the task state cleared.
 SETTLE_GRACE = 20.0
 
-FAILED_IMAGE_STATUSES = tuple(sorted(phases.FAILED_IMAGE_STATUSES))
-
 
 def _stamp():
     return datetime.datetime.now(datetime.timezone.utc).strftime(
@@ -148,7 +146,7 @@ class ImageOperations:
             image = self._images.get(track.image_id)
             self._saw(track, image)
             if image is not None and image.status not in (
-                    FAILED_IMAGE_STATUSES):
+                    phases.FAILED_IMAGE_STATUSES):
                 return None
             track.image_gone_at = now
         if not force and now - track.image_gone_at < IMAGE_GONE_GRACE:
@@ -193,7 +191,7 @@ class ImageOperations:
             track.op_active = False
             track.op_succeeded = True
             return None
-        if image.status in FAILED_IMAGE_STATUSES:
+        if image.status in phases.FAILED_IMAGE_STATUSES:
             return ('The image operation of server %s ended without an '
                     'active image after %s: image %s is %s') % (
                         track.label, records.format_duration(elapsed),
@@ -220,18 +218,13 @@ class ImageOperations:
                     phases.SNAPSHOT_CREATING,)):
                 continue
             track.snapshots[snapshot_id] = self._snapshots.get(snapshot_id)
-        for snapshot_id in track.snapshot_ids:
-            snap = track.snapshots[snapshot_id]
-            if snap is None or snap.status in (
-                    phases.FAILED_SNAPSHOT_STATUSES):
-                return ('The image-create of server %s failed after %s: '
-                        'volume snapshot %s%s is %s; image %s cannot be '
-                        'used (it may stay active in the Image service)') % (
-                            track.label, records.format_duration(elapsed),
-                            snapshot_id,
-                            ' of volume %s' % snap.volume_id if snap else '',
-                            snap.status if snap else 'gone (404)',
-                            track.image_id or '(unknown)')
+        capture = track.judge()
+        if capture.state == phases.CAPTURE_FAILED:
+            return ('The image-create of server %s failed after %s: %s; '
+                    'image %s cannot be used (it may stay active in the '
+                    'Image service)') % (
+                        track.label, records.format_duration(elapsed),
+                        capture.evidence, track.image_id or '(unknown)')
         if all(track.snapshots[s].status == 'available'
                for s in track.snapshot_ids) and (
                    track.image_id is None or track.image_status == 'active'):

@@ -137,6 +137,8 @@ CaptureFacts = collections.namedtuple(
 CaptureFacts.__new__.__defaults__ = (False, None, False, None, None, None,
                                      False, None)
 
+# A Cinder snapshot as judged: any object with these attributes will do
+# (records.SnapshotState is one); status None: it does not exist.
 SnapshotFact = collections.namedtuple(
     'SnapshotFact', ['id', 'volume_id', 'status'])
 
@@ -181,9 +183,10 @@ def _judge_volumes(facts, model):
                        'snapshot' % image, model)
     for snap in snapshots:
         if snap.status is None or snap.status in FAILED_SNAPSHOT_STATUSES:
-            return Capture(CAPTURE_FAILED, 'volume snapshot %s of volume %s '
-                           'is %s' % (snap.id, snap.volume_id,
-                                      snap.status or 'gone (404)'), model)
+            return Capture(CAPTURE_FAILED, 'volume snapshot %s%s is %s' % (
+                snap.id, ' of volume %s' % snap.volume_id
+                if snap.volume_id else '', snap.status or 'gone (404)'),
+                model)
     creating = [s.id for s in snapshots if s.status == SNAPSHOT_CREATING]
     if creating:
         return Capture(IN_PROGRESS, '%d of %d volume snapshots creating '

@@ -106,11 +106,9 @@ class Track:
         snapshots = None
         if self.snapshot_ids is not None and all(
                 sid in self.snapshots for sid in self.snapshot_ids):
+            # A snapshot read as gone (None) is judged without a status.
             snapshots = tuple(
-                phases.SnapshotFact(sid, self.snapshots[sid].volume_id
-                                    if self.snapshots[sid] else None,
-                                    self.snapshots[sid].status
-                                    if self.snapshots[sid] else None)
+                self.snapshots[sid] or phases.SnapshotFact(sid, None, None)
                 for sid in self.snapshot_ids)
         status = self.image_status
         if status is None and self.image_id and (
