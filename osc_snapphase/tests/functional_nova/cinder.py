@@ -33,13 +33,17 @@ the base fixture.
 
 import copy
 import datetime
-import json
 import threading
 import time
 import urllib.parse
 
 from nova import exception as nova_exception
 from nova.tests import fixtures as nova_fixtures
+
+from osc_snapphase.tests.functional_nova import http
+
+# Every HTTP view of the test doubles answers JSON the same way.
+_response = http.json_response
 
 #: Outcomes a released snapshot can have.
 OUTCOMES = ('available', 'error', 'deleted')
@@ -248,16 +252,6 @@ class PhaseCinderFixture(nova_fixtures.CinderFixture):
 
 
 # -------------------------------------------------------------- HTTP ----
-
-def _response(start_response, status, body=None, headers=()):
-    reasons = {200: 'OK', 300: 'Multiple Choices', 401: 'Unauthorized',
-               404: 'Not Found', 405: 'Method Not Allowed'}
-    data = b'' if body is None else json.dumps(body).encode('utf-8')
-    hdrs = [('Content-Type', 'application/json'),
-            ('Content-Length', str(len(data)))] + list(headers)
-    start_response('%d %s' % (status, reasons.get(status, 'Status')), hdrs)
-    return [data]
-
 
 class CinderAPI(object):
     """A read-only Cinder v3 HTTP API over :class:`PhaseCinderFixture`.

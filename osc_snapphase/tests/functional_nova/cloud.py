@@ -64,6 +64,7 @@ from sqlalchemy import exc as sqla_exc
 from osc_snapphase.tests import functional_nova  # noqa: F401
 from osc_snapphase.tests.functional_nova import cinder
 from osc_snapphase.tests.functional_nova import driver
+from osc_snapphase.tests.functional_nova import http
 
 from nova.api.openstack import wsgi_app  # noqa: E402
 from nova.api import wsgi as nova_wsgi  # noqa: E402
@@ -73,6 +74,9 @@ from nova import context as nova_context  # noqa: E402
 from nova import exception as nova_exception  # noqa: E402
 from nova.tests.fixtures import glance as glance_fixture  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
+
+# Every HTTP view of the test doubles answers JSON the same way.
+_json_response = http.json_response
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -183,18 +187,6 @@ class HTTPService(object):
             self.server.shutdown()
             self.thread.join(10)
         self.server.server_close()
-
-
-def _json_response(start_response, status, body=None, headers=()):
-    reasons = {200: 'OK', 201: 'Created', 204: 'No Content',
-               300: 'Multiple Choices', 400: 'Bad Request',
-               401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
-               405: 'Method Not Allowed', 409: 'Conflict'}
-    data = b'' if body is None else json.dumps(body).encode('utf-8')
-    hdrs = [('Content-Type', 'application/json'),
-            ('Content-Length', str(len(data)))] + list(headers)
-    start_response('%d %s' % (status, reasons.get(status, 'Status')), hdrs)
-    return [data]
 
 
 def _read_json(environ):
