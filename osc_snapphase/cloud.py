@@ -52,13 +52,17 @@ def _retry_after(response):
         return None
 
 
-def transient_from(exc):
-    """Return a TransientError for an SDK/keystoneauth error, or None."""
+def transient_from(exc, service=None):
+    """Return a TransientError for an SDK/keystoneauth error, or None.
+
+    :param service: the service type of the proxy that made the request
+        (compute, image, block-storage); None: guessed from the URL
+    """
     if isinstance(exc, sdk_exceptions.HttpException):
         code = exc.status_code
         if code in TRANSIENT_STATUS_CODES:
             return engine.TransientError(
-                '%s answered HTTP %s' % (_service_of(exc), code),
+                '%s answered HTTP %s' % (_service_of(exc, service), code),
                 retry_after=_retry_after(exc.response))
         return None
     if isinstance(exc, (ks_exceptions.ConnectFailure,
@@ -75,23 +79,89 @@ def transient_from(exc):
     return None
 
 
-def _service_of(exc):
-    url = getattr(exc, 'url', None) or ''
-    if '/image' in url or ':9292' in url:
-        return 'The Image service'
-    return 'The Compute service'
+SERVICE_NAMES = {
+    'compute': 'The Compute service',
+    'image': 'The Image service',
+    'block-storage': 'The Block Storage service',
+    'volume': 'The Block Storage service',
+}
 
 
-def _call(function, *args, **kwargs):
+def _service_of(exc, service=None):
+    if service is None:
+        response = getattr(exc, 'response', None)
+        url = getattr(response, 'url', None) or ''
+        if '/image' in url or ':9292' in url:
+            service = 'image'
+        elif '/volume' in url or ':8776' in url:
+            service = 'block-storage'
+    return SERVICE_NAMES.get(service, SERVICE_NAMES['compute'])
+
+
+def _call(function, *args, service=None):
     try:
-        return function(*args, **kwargs)
+        return function(*args)
     except sdk_exceptions.ResourceNotFound:
         raise
     except Exception as exc:
-        transient = transient_from(exc)
+        transient = transient_from(exc, service)
         if transient is None:
             raise
         raise transient from exc
+
+
+# Shortest read timeout given to a request near the end of --timeout.
+MIN_REQUEST_TIMEOUT = 0.5
+# Longest wait for one answer when the cloud configures none: a request
+# that hangs is then a transient fault, retried, instead of a silent hang.
+MAX_REQUEST_TIMEOUT = 60.0
+
+
+def request_timeout(session, time_left=None):
+    """The read timeout of one request: the time left, within bounds.
+
+    Without it a request that hangs (or answers after minutes) would hold
+    a watch past its --timeout, or forever without one: the engine only
+    looks at the clock between polls. A request cut short is a
+    ConnectTimeout, a transient fault: the engine retries it, or ends with
+    its timeout. A smaller timeout configured on the session is kept.
+
+    :param session: the keystoneauth1 Session of the proxy, or None
+    :param time_left: a callable returning seconds or None, seconds, or
+        None (no limit but MAX_REQUEST_TIMEOUT)
+    """
+    left = time_left() if callable(time_left) else time_left
+    limit = MAX_REQUEST_TIMEOUT
+    if left is not None:
+        limit = max(MIN_REQUEST_TIMEOUT, min(left, limit))
+    configured = getattr(session, 'timeout', None)
+    if configured is not None and configured < limit:
+        return configured
+    return limit
+
+
+def _read_json(proxy, path, params, timeout):
+    response = proxy.get(path, params=params, timeout=timeout)
+    sdk_exceptions.raise_from_response(response)
+    return response.json()
+
+
+def get_json(proxy, path, params=None, time_left=None):
+    """GET ``path`` through an openstacksdk proxy; the decoded JSON body.
+
+    The request goes through the proxy's session, endpoint and auth; its
+    read timeout (see :func:`request_timeout`) is given to this request
+    alone, as keystoneauth's ``timeout`` keyword: the session, which every
+    proxy of the caller's Connection and every thread using it share, is
+    never changed.
+
+    :raises openstack.exceptions.ResourceNotFound: HTTP 404
+    :raises osc_snapphase.engine.TransientError: a fault worth retrying
+        (connection problem, 429, 5xx, a body that is not JSON)
+    """
+    timeout = request_timeout(getattr(proxy, 'session', None), time_left)
+    return _call(_read_json, proxy, path, params, timeout,
+                 service=getattr(proxy, 'service_type', None))
 
 
 def server_state(server):
@@ -115,13 +185,6 @@ def server_state(server):
         server.task_state, server.power_state, message)
 
 
-# Shortest read timeout given to a request near the end of --timeout.
-MIN_REQUEST_TIMEOUT = 0.5
-# Longest wait for one answer when the cloud configures none: a request
-# that hangs is then a transient fault, retried, instead of a silent hang.
-MAX_REQUEST_TIMEOUT = 60.0
-
-
 class _Bounded:
     """Limit the requests of a proxy to the time left, and to a minute.
 
@@ -135,16 +198,11 @@ class _Bounded:
     time_left = None    # set by the owner: a callable, seconds or None
 
     def _bounded(self, proxy, function, *args):
-        left = self.time_left() if self.time_left is not None else None
         session = getattr(proxy, 'session', None)
         if not hasattr(session, 'timeout'):
             return _call(function, *args)
         previous = session.timeout
-        limit = MAX_REQUEST_TIMEOUT
-        if left is not None:
-            limit = max(MIN_REQUEST_TIMEOUT, min(left, limit))
-        if previous is None or previous > limit:
-            session.timeout = limit
+        session.timeout = request_timeout(session, self.time_left)
         try:
             return _call(function, *args)
         finally:

@@ -21,6 +21,7 @@ import select
 import signal
 import sys
 
+from cliff import columns
 from osc_lib import exceptions
 
 from osc_snapphase import cloud
@@ -35,14 +36,29 @@ POWER_STATES = {
     7: 'Suspended',
 }
 
+
+class PowerStateColumn(columns.FormattableColumn):
+    """A server's power state, as ``openstack server show`` prints it.
+
+    "Running" for people (table, value); the number Nova gives in the
+    machine formats (json, yaml), as core's PowerStateColumn.
+    """
+
+    def human_readable(self):
+        return POWER_STATES.get(self._value, 'N/A')
+
+    def machine_readable(self):
+        return self._value
+
+
 MAX_SECONDS = 7 * 24 * 3600.0
 
 
 def power_state_name(value):
-    """Power state as OpenStackClient shows it (1 -> "Running")."""
+    """Power state as OpenStackClient shows it (1 -> "Running"), or None."""
     if value is None:
         return None
-    return POWER_STATES.get(value, 'N/A')
+    return PowerStateColumn(value).human_readable()
 
 
 def seconds(minimum=0.0, maximum=MAX_SECONDS, inclusive=False):

@@ -21,9 +21,11 @@ from openstack.block_storage.v3 import _proxy as volume_proxy
 from openstack.block_storage.v3 import snapshot as volume_snapshot
 from openstack.block_storage.v3 import volume as volume_v3
 from openstack.compute.v2 import _proxy as compute_proxy
+from openstack import connection
 from openstack import exceptions as sdk_exceptions
 from openstack.image.v2 import _proxy as image_proxy
 import requests
+from requests_mock.contrib import fixture as requests_mock_fixture
 import testtools
 
 from osc_snapphase import cloud
@@ -39,6 +41,119 @@ def http_error(status, retry_after=None):
         response.headers['Retry-After'] = retry_after
     return sdk_exceptions.HttpException('HTTP %d' % status,
                                         response=response)
+
+
+GLANCE = 'http://glance.test/v2'
+CINDER = 'http://cinder.test/v3'
+# Longest wait of a test for an event (a request in flight).
+EVENT_WAIT = 60.0
+
+
+def version_document(url, version, min_version=None, max_version=None):
+    """The version discovery answer of an endpoint, for keystoneauth."""
+    entry = {'id': version, 'status': 'CURRENT',
+             'links': [{'rel': 'self', 'href': url + '/'}]}
+    if max_version:
+        entry.update(min_version=min_version, version=max_version)
+    return {'versions': [entry]}
+
+
+class CloudTestCase(testtools.TestCase):
+    """A real openstacksdk Connection on a requests-mock transport."""
+
+    api_timeout = None
+
+    def setUp(self):
+        super().setUp()
+        self.requests_mock = self.useFixture(requests_mock_fixture.Fixture())
+        self.requests_mock.get(GLANCE, json=version_document(GLANCE, 'v2.0'))
+        self.requests_mock.get(CINDER, json=version_document(
+            CINDER, 'v3.0', '3.0', '3.70'))
+        options = {}
+        if self.api_timeout is not None:
+            options['api_timeout'] = self.api_timeout
+        self.connection = connection.Connection(
+            auth_type='admin_token',
+            auth={'endpoint': 'http://keystone.test/', 'token': 'tok'},
+            image_endpoint_override=GLANCE,
+            block_storage_endpoint_override=CINDER, **options)
+
+    def timeouts(self):
+        """The read timeout of each request but version discovery."""
+        return [r.timeout for r in self.requests_mock.request_history
+                if r.url.rstrip('/') not in (GLANCE, CINDER)]
+
+
+class TestGetJson(CloudTestCase):
+
+    def test_get_json_body_and_params(self):
+        self.requests_mock.get(GLANCE + '/images', json={'images': []})
+        self.assertEqual({'images': []}, cloud.get_json(
+            self.connection.image, '/images', {'instance_uuid': 'srv'}))
+        self.assertEqual({'instance_uuid': ['srv']},
+                         self.requests_mock.last_request.qs)
+
+    def test_get_json_timeout_is_per_request(self):
+        self.requests_mock.get(GLANCE + '/images/i', json={'id': 'i'})
+        image = self.connection.image
+        cloud.get_json(image, '/images/i')
+        cloud.get_json(image, '/images/i', time_left=lambda: 2.5)
+        cloud.get_json(image, '/images/i', time_left=lambda: 0.0)
+        cloud.get_json(image, '/images/i', time_left=lambda: None)
+        # No --timeout: still bounded, so a hung request is retried.
+        self.assertEqual([cloud.MAX_REQUEST_TIMEOUT, 2.5,
+                          cloud.MIN_REQUEST_TIMEOUT,
+                          cloud.MAX_REQUEST_TIMEOUT], self.timeouts())
+        self.assertIsNone(self.connection.session.timeout)
+
+    def test_get_json_not_found(self):
+        self.requests_mock.get(GLANCE + '/images/gone', status_code=404,
+                               json={'message': 'not found'})
+        self.assertRaises(sdk_exceptions.ResourceNotFound, cloud.get_json,
+                          self.connection.image, '/images/gone')
+
+    def test_get_json_transient(self):
+        self.requests_mock.get(CINDER + '/snapshots/s', status_code=503,
+                               headers={'Retry-After': '7'}, text='busy')
+        exc = self.assertRaises(engine.TransientError, cloud.get_json,
+                                self.connection.block_storage,
+                                '/snapshots/s')
+        self.assertEqual(7.0, exc.retry_after)
+        self.assertEqual('The Block Storage service answered HTTP 503',
+                         str(exc))
+
+    def test_get_json_connection_timeout(self):
+        self.requests_mock.get(GLANCE + '/images/i',
+                               exc=requests.exceptions.ReadTimeout)
+        exc = self.assertRaises(engine.TransientError, cloud.get_json,
+                                self.connection.image, '/images/i')
+        self.assertFalse(exc.malformed)
+
+    def test_get_json_other_error_propagates(self):
+        self.requests_mock.get(GLANCE + '/images/i', status_code=403,
+                               json={'message': 'forbidden'})
+        self.assertRaises(sdk_exceptions.ForbiddenException, cloud.get_json,
+                          self.connection.image, '/images/i')
+
+    def test_get_json_not_json_is_malformed(self):
+        self.requests_mock.get(GLANCE + '/images/i', text='<html>proxy')
+        exc = self.assertRaises(engine.TransientError, cloud.get_json,
+                                self.connection.image, '/images/i')
+        self.assertTrue(exc.malformed)
+
+
+class TestGetJsonSessionTimeout(CloudTestCase):
+    """The caller's session keeps its own timeout, when smaller."""
+
+    api_timeout = 7
+
+    def test_get_json_smaller_session_timeout_kept(self):
+        self.requests_mock.get(GLANCE + '/images/i', json={'id': 'i'})
+        cloud.get_json(self.connection.image, '/images/i')
+        cloud.get_json(self.connection.image, '/images/i',
+                       time_left=lambda: 3)
+        self.assertEqual([7, 3], self.timeouts())
+        self.assertEqual(7, self.connection.session.timeout)
 
 
 class TestServerFetcher(testtools.TestCase):
