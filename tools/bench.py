@@ -198,7 +198,7 @@ def base_env():
 
 @contextlib.contextmanager
 def simulator(durations=None):
-    from osc_snapphase.simulator import fixture
+    from osc_snapphase.tests import fixture
     sim = fixture.SimulatorFixture(durations=durations or {})
     sim.setUp()
     try:

@@ -13,20 +13,15 @@
 """Base class of the functional tests: the real ``openstack`` executable
 run as a subprocess against the bundled simulator on 127.0.0.1."""
 
-import json
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
 
 import testtools
 
-from osc_snapphase.simulator import fixture
-from osc_snapphase.tests import output
+from osc_snapphase.tests import cli
+from osc_snapphase.tests import fixture
 
-OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+OPENSTACK = cli.executable()
 # The simulator's request key of one server's GET (what a watch polls).
 GET_SERVER = 'GET /compute/v2.1/servers/{id}'
 
@@ -39,23 +34,7 @@ DURATIONS = {
 }
 
 
-class Result:
-    """What one openstack run gave: rc, stdout, stderr, and timing."""
-
-    def __init__(self, args, returncode, stdout, stderr, started, ended):
-        self.args = args
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.started = started
-        self.ended = ended
-
-    def json(self):
-        return json.loads(self.stdout)
-
-    def json_lines(self):
-        return [json.loads(line) for line in self.stdout.splitlines()
-                if line.strip()]
+Result = cli.Result
 
 
 class TestCase(testtools.TestCase):
@@ -66,9 +45,6 @@ class TestCase(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        if not os.path.exists(OPENSTACK):
-            self.skipTest('no openstack executable next to %s'
-                          % sys.executable)
         self.sim = self.useFixture(fixture.SimulatorFixture(
             durations=dict(self.durations),
             token_lifetime=self.token_lifetime))
@@ -78,45 +54,27 @@ class TestCase(testtools.TestCase):
         # As a user's shell has it: no OS_* left over, and stdout buffered
         # as Python buffers a pipe (PYTHONUNBUFFERED would hide a missing
         # flush of live output).
-        environ = {k: v for k, v in os.environ.items()
-                   if not k.startswith('OS_') and k != 'PYTHONUNBUFFERED'}
-        environ.update(self.sim.cloud_env(cloud))
-        environ.update(env or {})
-        return environ
+        return cli.environ(extra=dict(self.sim.cloud_env(cloud),
+                                      **(env or {})))
 
     def openstack(self, *args, cloud=None, expect=0, env=None,
                   timeout=120):
         """Run openstack; assert its exit status (None: any)."""
-        started = time.time()
-        proc = subprocess.run(
-            [OPENSTACK] + list(args), env=self.environ(cloud, env),
-            capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL)
-        result = Result(args, proc.returncode, proc.stdout, proc.stderr,
-                        started, time.time())
+        result = cli.run(args, self.environ(cloud, env), timeout=timeout)
         self.check_result(result, expect)
         return result
 
     def start(self, *args, cloud=None, env=None):
         """Start openstack in the background; finish() collects it."""
-        proc = subprocess.Popen(
-            [OPENSTACK] + list(args), env=self.environ(cloud, env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            stdin=subprocess.DEVNULL)
-        proc.started = time.time()
-        proc.args_ = args
-        self.addCleanup(self._reap, proc)
+        proc = cli.start(args, self.environ(cloud, env))
+        self.addCleanup(cli.reap, proc)
         return proc
 
     def interrupt(self, proc, signum=signal.SIGINT):
         proc.send_signal(signum)
 
     def finish(self, proc, expect=0, timeout=120):
-        stdout, stderr = proc.communicate(timeout=timeout)
-        stdout = getattr(proc, 'consumed', '') + stdout
-        stderr = getattr(proc, 'consumed_stderr', '') + stderr
-        result = Result(proc.args_, proc.returncode, stdout, stderr,
-                        proc.started, time.time())
+        result = cli.finish(proc, timeout)
         self.check_result(result, expect)
         return result
 
@@ -131,11 +89,7 @@ class TestCase(testtools.TestCase):
                                        result.returncode, expect,
                                        result.stdout, result.stderr))
 
-    @staticmethod
-    def _reap(proc):
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    _reap = staticmethod(cli.reap)
 
     def create_server(self, name='vm1', **fields):
         return self.control.create_server(name, **fields)
@@ -156,25 +110,10 @@ class TestCase(testtools.TestCase):
         Returns the line, or '' at end of output. stream='stderr' reads
         stderr instead.
         """
-        fd = getattr(proc, stream).fileno()
-        deadline = time.monotonic() + timeout
-        data = b''
-        while not data.endswith(b'\n'):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.fail('no line on stdout within %ss (so far %r)'
-                          % (timeout, data))
-            ready, _w, _x = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            byte = os.read(fd, 1)
-            if not byte:
-                break
-            data += byte
-        line = data.decode()
-        kept = 'consumed' if stream == 'stdout' else 'consumed_stderr'
-        setattr(proc, kept, getattr(proc, kept, '') + line)
-        return line
+        try:
+            return cli.read_line(proc, timeout, stream)
+        except TimeoutError as exc:
+            self.fail(str(exc))
 
     def wait_requests(self, key, count=1, timeout=30):
         """Wait for ``count`` requests of a key; return them.
@@ -291,14 +230,9 @@ class TestCase(testtools.TestCase):
 
         As openstack_timed() does, for a proc the test acted on meanwhile.
         """
-        args = proc.args_
         try:
-            out = output.read(proc, timeout)
+            result = cli.finish_timed(proc, timeout)
         except TimeoutError as exc:
             self.fail(str(exc))
-        proc.wait(timeout)
-        result = Result(args, proc.returncode, out.stdout, out.stderr,
-                        proc.started, time.time())
-        result.output_at = out.answered_at or result.ended
         self.check_result(result, expect)
         return result

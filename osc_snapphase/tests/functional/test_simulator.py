@@ -19,7 +19,7 @@ import sys
 
 import testtools
 
-from osc_snapphase.simulator import fixture
+from osc_snapphase.tests import fixture
 
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
 WAIT = 60

@@ -18,7 +18,7 @@ one driver, then reads the simulator's own records: the task-state log
 """
 
 
-from osc_snapphase.simulator import fixture
+from osc_snapphase.tests import fixture
 from osc_snapphase.tests.functional import base
 
 PENDING = 'image_snapshot_pending'

@@ -17,7 +17,7 @@ import time
 
 import testtools
 
-from osc_snapphase.simulator import fixture
+from osc_snapphase.tests import fixture
 
 
 class TestFixture(testtools.TestCase):
