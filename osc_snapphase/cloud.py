@@ -411,7 +411,7 @@ def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
             if notify is not None and attempt == 1:
                 notify('%s while looking up server %s; retrying'
                        % (transient, name_or_id))
-            sleep(max(transient.retry_after or 0, 0.5 * 2 ** (attempt - 1)))
+            sleep(engine.backoff(attempt, transient.retry_after))
 
 
 def make_watch(compute, image, tracks, block_storage=None, **options):

@@ -64,6 +64,19 @@ MAX_BACKOFF = 10.0
 MAX_MALFORMED = 5
 
 
+def backoff(failures, retry_after=None):
+    """Seconds to wait after the n-th consecutive transient failure.
+
+    0.5 s after the first, doubling up to MAX_BACKOFF, and at least what
+    the cloud asked for with Retry-After.
+    """
+    # The exponent is capped: a long outage must not overflow a float.
+    delay = min(MAX_BACKOFF, 0.5 * 2 ** (min(max(failures, 1), 32) - 1))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
 class TransientError(Exception):
     """A failure worth retrying: connection error, 5xx, 429.
 
@@ -360,10 +373,8 @@ class Watch:
         if self._fault_since is None:
             self._fault_since = self._clock()
             self._notify('%s; retrying (the watch goes on)' % exc)
-        backoff = min(MAX_BACKOFF, 0.5 * 2 ** (self._failures - 1))
-        if exc.retry_after is not None:
-            backoff = max(backoff, exc.retry_after)
-        return max(backoff, self.interval or MIN_INTERVAL)
+        return max(backoff(self._failures, exc.retry_after),
+                   self.interval or MIN_INTERVAL)
 
     def _recovered(self):
         if self._fault_since is not None:

@@ -452,6 +452,58 @@ class TestSnapshotLookup(testtools.TestCase):
         self.assertEqual(('v1', 'v2'), cloud.volume_ids(volume_backed))
 
 
+class TestFindServer(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.compute_client = mock.Mock(spec=compute_proxy.Proxy)
+        self.server = fakes.create_one_server({'name': 'vm1'})
+        self.sleeps = []
+        self.notes = []
+
+    def find(self):
+        return cloud.find_server(self.compute_client, 'vm1',
+                                 notify=self.notes.append,
+                                 sleep=self.sleeps.append)
+
+    def test_find_server_retries_transient(self):
+        self.compute_client.find_server.side_effect = [
+            http_error(503), ks_exceptions.ConnectFailure('refused'),
+            self.server]
+        self.assertIs(self.server, self.find())
+        self.assertEqual([engine.backoff(1), engine.backoff(2)], self.sleeps)
+        self.assertEqual([0.5, 1.0], self.sleeps)
+        self.assertEqual(3, self.compute_client.find_server.call_count)
+        self.compute_client.find_server.assert_called_with(
+            'vm1', ignore_missing=False)
+        # Said once, not at every retry.
+        self.assertEqual(['The Compute service answered HTTP 503 while '
+                          'looking up server vm1; retrying'], self.notes)
+
+    def test_find_server_retry_after(self):
+        self.compute_client.find_server.side_effect = [
+            http_error(429, '7'), self.server]
+        self.assertIs(self.server, self.find())
+        self.assertEqual([7.0], self.sleeps)
+
+    def test_find_server_not_transient_not_retried(self):
+        for error in (fakes.not_found('server vm1'), http_error(403)):
+            self.compute_client.find_server.reset_mock()
+            self.compute_client.find_server.side_effect = [error,
+                                                           self.server]
+            self.assertRaises(type(error), self.find)
+            self.assertEqual(1, self.compute_client.find_server.call_count)
+        self.assertEqual([], self.sleeps)
+
+    def test_find_server_gives_up(self):
+        self.compute_client.find_server.side_effect = http_error(503)
+        self.assertRaises(sdk_exceptions.HttpException, self.find)
+        self.assertEqual(cloud.RESOLVE_ATTEMPTS,
+                         self.compute_client.find_server.call_count)
+        self.assertEqual([engine.backoff(n) for n in
+                          range(1, cloud.RESOLVE_ATTEMPTS)], self.sleeps)
+
+
 class TestWatchApi(testtools.TestCase):
 
     def test_cloud_watch_builds_engine(self):

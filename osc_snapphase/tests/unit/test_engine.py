@@ -88,9 +88,9 @@ class TestWatchSnapshot(EngineTestCase):
             until='idle', interval=1)
         rows = list(watch)
         self.assertEqual(
-            [('image_snapshot_pending', None, 'disk-capture'),
-             ('image_snapshot', 1.0, 'disk-capture'),
-             ('image_pending_upload', 4.0, 'packaging'),
+            [('image_snapshot_pending', None, 'snapshot'),
+             ('image_snapshot', 1.0, 'snapshot'),
+             ('image_pending_upload', 4.0, 'pending-upload'),
              ('image_uploading', 1.0, 'upload'),
              (None, 14.0, 'idle')],
             [(c.task_state, c.previous_duration, c.phase) for c in rows])
@@ -107,7 +107,7 @@ class TestWatchSnapshot(EngineTestCase):
         self.assertEqual('active', track.image_status)
         self.assertTrue(track.op_succeeded)
         self.assertEqual(
-            {'disk-capture': 5.0, 'packaging': 1.0, 'upload': 14.0,
+            {'snapshot': 5.0, 'pending-upload': 1.0, 'upload': 14.0,
              'idle': 0.0},
             dict(track.phase_durations()))
 
@@ -470,7 +470,7 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(
             'Timed out after 5.0s; vm1 (%s): task state image_uploading '
             '(upload) for 5.0s, capture unknown; vm1 (%s): task state '
-            'image_snapshot (disk-capture) for 3.0s, capture unknown'
+            'image_snapshot (snapshot) for 3.0s, capture unknown'
             % (self.server_id, other_id),
             watch.outcome.message)
 
@@ -727,3 +727,19 @@ class TestWatchControl(EngineTestCase):
     def test_track_label(self):
         self.assertEqual('abc', records.Track('abc').label)
         self.assertEqual('vm1 (abc)', records.Track('abc', 'vm1').label)
+
+
+class TestBackoff(testtools.TestCase):
+
+    def test_backoff_doubles_up_to_max(self):
+        self.assertEqual([0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0],
+                         [engine.backoff(n) for n in range(1, 8)])
+
+    def test_backoff_retry_after_is_a_minimum(self):
+        self.assertEqual(7.0, engine.backoff(1, retry_after=7.0))
+        self.assertEqual(2.0, engine.backoff(3, retry_after=0.1))
+        self.assertEqual(30.0, engine.backoff(9, retry_after=30.0))
+
+    def test_backoff_long_outage(self):
+        # Thousands of failures (hours without --timeout): no overflow.
+        self.assertEqual(engine.MAX_BACKOFF, engine.backoff(5000))
