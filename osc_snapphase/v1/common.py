@@ -146,6 +146,11 @@ class SignalTrap:
     written to stderr. ``--wait-phase`` defers while the createImage
     request runs: cut short, the cloud would still create the image but
     its ID would never be printed.
+
+    An inherited "ignore" of SIGINT is kept: a shell starts background
+    jobs (``cmd &`` in a non-interactive shell) with SIGINT ignored, so
+    that a Ctrl-C meant for the foreground leaves them running (POSIX).
+    SIGTERM is always caught.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -169,6 +174,9 @@ class SignalTrap:
             return
         self._previous = {}
         for signum in self.SIGNALS:
+            if (signum == signal.SIGINT
+                    and signal.getsignal(signum) == signal.SIG_IGN):
+                continue
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
             except ValueError:   # not the main thread
