@@ -88,9 +88,9 @@ class TestWatchSnapshot(EngineTestCase):
             until='idle', interval=1)
         rows = list(watch)
         self.assertEqual(
-            [('image_snapshot_pending', None, 'snapshot'),
-             ('image_snapshot', 1.0, 'snapshot'),
-             ('image_pending_upload', 4.0, 'pending-upload'),
+            [('image_snapshot_pending', None, 'disk-capture'),
+             ('image_snapshot', 1.0, 'disk-capture'),
+             ('image_pending_upload', 4.0, 'packaging'),
              ('image_uploading', 1.0, 'upload'),
              (None, 14.0, 'idle')],
             [(c.task_state, c.previous_duration, c.phase) for c in rows])
@@ -107,7 +107,7 @@ class TestWatchSnapshot(EngineTestCase):
         self.assertEqual('active', track.image_status)
         self.assertTrue(track.op_succeeded)
         self.assertEqual(
-            {'snapshot': 5.0, 'pending-upload': 1.0, 'upload': 14.0,
+            {'disk-capture': 5.0, 'packaging': 1.0, 'upload': 14.0,
              'idle': 0.0},
             dict(track.phase_durations()))
 
@@ -470,7 +470,7 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(
             'Timed out after 5.0s; vm1 (%s): task state image_uploading '
             '(upload) for 5.0s, capture unknown; vm1 (%s): task state '
-            'image_snapshot (snapshot) for 3.0s, capture unknown'
+            'image_snapshot (disk-capture) for 3.0s, capture unknown'
             % (self.server_id, other_id),
             watch.outcome.message)
 
