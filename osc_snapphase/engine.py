@@ -33,12 +33,15 @@ TIMED_OUT = 'timed-out'
 INTERRUPTED = 'interrupted'
 TERMINATED = 'terminated'
 ERROR = 'error'
+# Another task runs on the server: Nova would refuse an image-create (409).
+BUSY = 'busy'
 
 EXIT_CODES = {
     MET: 0,
     ERROR: 1,
     FAILED: 3,
     STALLED: 4,
+    BUSY: 5,
     TIMED_OUT: 124,
     INTERRUPTED: 130,
     TERMINATED: 143,
@@ -50,8 +53,8 @@ MIN_INTERVAL = 0.2
 # share * t seconds within the bounds: fast at first, when short phases
 # end, gentler as a long upload goes on.
 SCHEDULE = {
-    phases.DISK_CAPTURE: (0.2, 0.5, 0.05),
-    phases.PACKAGING: (0.25, 1.0, 0.1),
+    phases.SNAPSHOT_PHASE: (0.2, 0.5, 0.05),
+    phases.PENDING_UPLOAD: (0.25, 1.0, 0.1),
     phases.UPLOAD: (0.25, 2.0, 0.1),
     phases.OFFLOAD: (0.5, 2.0, 0.1),
     phases.OTHER: (1.0, 2.0, 0.1),
@@ -243,6 +246,9 @@ class Watch:
         track.state = state
         if previous is None or previous.task_state != state.task_state:
             track.task_since = now
+            # The state found when the watch began started at an unknown
+            # time: it has no known duration.
+            track.task_start_seen = previous is not None
             if track.segments:
                 track.segments[-1] = track.segments[-1]._replace(end=now)
             track.segments.append(records.Segment(
@@ -253,8 +259,9 @@ class Watch:
         self._follow_operation(track, now)
         if _key(state, track.capture) == previous_key:
             return None
-        duration = now - track.since if track.since is not None else None
+        duration = now - track.since if track.start_seen else None
         track.since = now
+        track.start_seen = previous is not None
         return records.Change(
             self._wall(), track.server_id, track.name, state.status,
             state.vm_state, state.task_state, state.power_state,
@@ -298,13 +305,14 @@ class Watch:
                         self._end(FAILED, failure, track.server_id)
                         return
                 self._end(STALLED, (
-                    'Server %s has been in task state %s for %s without '
+                    'Server %s has been in task state %s %s without '
                     'change; it looks stuck. Such a server is usually '
-                    'cleared by an administrator with "openstack server set '
-                    '--state active %s" once the cause is understood') % (
+                    'cleared by an administrator with "openstack server '
+                    'set --state active %s" once the cause is '
+                    'understood') % (
                         track.label, track.task_state,
-                        records.format_duration(now - track.task_since),
-                        track.server_id), track.server_id)
+                        track.unchanged(now), track.server_id),
+                    track.server_id)
                 return
 
     def _timeout_message(self):
@@ -317,10 +325,10 @@ class Watch:
                 parts.append('%s: not seen yet' % track.label)
                 continue
             capture = track.capture
-            parts.append('%s: task state %s (%s) for %s%s' % (
+            parts.append('%s: task state %s (%s) %s%s' % (
                 track.label, track.task_state or 'none',
                 phases.phase_of(track.task_state),
-                records.format_duration(self._clock() - track.task_since),
+                track.unchanged(self._clock()),
                 '' if capture.state == phases.CAPTURE_NONE
                 else ', capture %s' % capture.state))
         return 'Timed out after %s; %s' % (
@@ -351,7 +359,7 @@ class Watch:
         phase = phases.phase_of(track.task_state)
         if track.op_active and not track.capture.complete:
             # The proof that the copy is over can come at any poll.
-            phase = phases.DISK_CAPTURE
+            phase = phases.SNAPSHOT_PHASE
         low, high, share = SCHEDULE[phase]
         return max(low, min(high, share * (now - track.task_since)))
 

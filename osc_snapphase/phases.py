@@ -44,15 +44,25 @@ Any non-null task state makes Nova refuse a new image-create (HTTP 409).
 import collections
 
 IDLE = 'idle'
-DISK_CAPTURE = 'disk-capture'
-PACKAGING = 'packaging'
+SNAPSHOT_PHASE = 'snapshot'
+PENDING_UPLOAD = 'pending-upload'
 UPLOAD = 'upload'
 OFFLOAD = 'offload'
 OTHER = 'other'
 
 # Phases of an image-producing operation, in the order they happen. They
-# name the task states, not where the disk is copied: see judge_capture.
-PHASE_ORDER = (DISK_CAPTURE, PACKAGING, UPLOAD, OFFLOAD)
+# are named after Nova's task states and say nothing of where the disk is
+# copied: see judge_capture.
+PHASE_ORDER = (SNAPSHOT_PHASE, PENDING_UPLOAD, UPLOAD, OFFLOAD)
+PHASES = (IDLE,) + PHASE_ORDER + (OTHER,)
+
+# The names a past release gave the first two phases (output only; they
+# claimed to say where the disk is copied, which no task state does).
+# Accepted as input, with a deprecation warning, for one release.
+OLD_PHASE_NAMES = {
+    'disk-capture': SNAPSHOT_PHASE,
+    'packaging': PENDING_UPLOAD,
+}
 
 SNAPSHOT = 'snapshot'
 BACKUP = 'backup'
@@ -68,23 +78,23 @@ TaskState = collections.namedtuple(
     ['name', 'phase', 'operation', 'step', 'description'])
 
 _TABLE = (
-    TaskState('image_snapshot_pending', DISK_CAPTURE, SNAPSHOT, 0,
+    TaskState('image_snapshot_pending', SNAPSHOT_PHASE, SNAPSHOT, 0,
               'Snapshot requested; the compute service has not started it'),
-    TaskState('image_snapshot', DISK_CAPTURE, SNAPSHOT, 1,
+    TaskState('image_snapshot', SNAPSHOT_PHASE, SNAPSHOT, 1,
               'The compute service is preparing the snapshot (libvirt '
               'suspends a guest here for a cold snapshot; the removed '
               'XenServer driver copied the disk here)'),
-    TaskState('image_backup', DISK_CAPTURE, BACKUP, 1,
+    TaskState('image_backup', SNAPSHOT_PHASE, BACKUP, 1,
               'The compute service is preparing the backup snapshot'),
-    TaskState('image_pending_upload', PACKAGING, SNAPSHOT, 2,
+    TaskState('image_pending_upload', PENDING_UPLOAD, SNAPSHOT, 2,
               'The disk is being copied or prepared for upload (libvirt '
               'with file-backed disks, VMware and z/VM copy it here)'),
     TaskState('image_uploading', UPLOAD, SNAPSHOT, 3,
               'The image is being uploaded (libvirt with RBD takes its '
               'snapshot at the start of this state)'),
-    TaskState('shelving', DISK_CAPTURE, SHELVE, 1,
+    TaskState('shelving', SNAPSHOT_PHASE, SHELVE, 1,
               'Shelving: the guest is being powered off'),
-    TaskState('shelving_image_pending_upload', PACKAGING, SHELVE, 2,
+    TaskState('shelving_image_pending_upload', PENDING_UPLOAD, SHELVE, 2,
               'Shelving: the disk of the stopped guest is being copied or '
               'prepared for upload'),
     TaskState('shelving_image_uploading', UPLOAD, SHELVE, 3,
@@ -104,6 +114,23 @@ TASK_STATES = {ts.name: ts for ts in _TABLE}
 IMAGE_CREATE_STATES = frozenset(
     ts.name for ts in _TABLE if ts.operation in (SNAPSHOT, BACKUP))
 IMAGE_PRODUCING_STATES = frozenset(TASK_STATES)
+
+# Every task state of Nova (nova.objects.fields.InstanceTaskState.ALL of
+# nova 34.0.0): what --until task-state= accepts without the "+" of a state
+# from a newer Nova.
+NOVA_TASK_STATES = frozenset((
+    'scheduling', 'block_device_mapping', 'networking', 'spawning',
+    'image_snapshot', 'image_snapshot_pending', 'image_pending_upload',
+    'image_uploading', 'image_backup', 'updating_password', 'resize_prep',
+    'resize_migrating', 'resize_migrated', 'resize_finish',
+    'resize_reverting', 'resize_confirming', 'rebooting', 'reboot_pending',
+    'reboot_started', 'rebooting_hard', 'reboot_pending_hard',
+    'reboot_started_hard', 'pausing', 'unpausing', 'suspending',
+    'resuming', 'powering-off', 'powering-on', 'rescuing', 'unrescuing',
+    'rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning',
+    'migrating', 'deleting', 'soft-deleting', 'restoring', 'shelving',
+    'shelving_image_pending_upload', 'shelving_image_uploading',
+    'shelving_offloading', 'unshelving'))
 
 # -- the capture model ------------------------------------------------------
 

@@ -79,6 +79,10 @@ class Track:
         self.exists = True
         self.since = None        # when the current state was first seen
         self.task_since = None   # when the current task state was first seen
+        # Whether the current state (task state) was seen to begin: not
+        # the one found when the watch began, whose start is unknown.
+        self.start_seen = False
+        self.task_start_seen = False
         self.segments = []
         # The image-producing operation, if one is in progress or expected.
         self.image_id = image_id
@@ -144,10 +148,29 @@ class Track:
         return (self.op_active and self.op_max_step is not None
                 and self.op_max_step > target.step)
 
+    def unchanged(self, now):
+        """Since when the task state is unchanged, and how that is known.
+
+        "for 3.0s" when its start was seen; "since the watch began 3.0s ago
+        (already in it then)" for the task state the watch found, whose
+        start is unknown.
+        """
+        since = self.task_since if self.task_since is not None else now
+        age = format_duration(max(0.0, now - since))
+        if self.task_start_seen:
+            return 'for %s' % age
+        return 'since the watch began %s ago (already in it then)' % age
+
     def phase_durations(self, now=None):
-        """Seconds spent in each phase, as observed (open segment: now)."""
+        """Seconds spent in each phase, as observed (open segment: now).
+
+        Only phases observed over some time: a phase first seen at the
+        last poll (no duration yet) has no entry.
+        """
         totals = collections.OrderedDict()
         for seg in self.segments:
             end = seg.end if seg.end is not None else (now or seg.start)
-            totals[seg.phase] = totals.get(seg.phase, 0.0) + end - seg.start
+            if end > seg.start:
+                totals[seg.phase] = (totals.get(seg.phase, 0.0) + end
+                                     - seg.start)
         return totals

@@ -75,7 +75,7 @@ EXIT_CODES_HELP = (
 class ShowTaskState(command.ShowOne):
     """Show where a server is in an image operation and what it means.
 
-    Shows the task state of a server, its phase (disk-capture, packaging,
+    Shows the task state of a server, its phase (snapshot, pending-upload,
     upload, offload, idle or other), the state of the disk capture
     (none, not-started, in-progress, complete, unknown or failed) with its
     evidence, whether writes to the guest disk are safe (the capture is

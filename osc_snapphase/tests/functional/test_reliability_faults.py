@@ -377,8 +377,8 @@ class TestWaitPhaseFaults(FaultRows, reliability.ReliabilityTestCase):
         # simulator's xenserver order does when image_uploading starts.
         self.assertEqual('complete', self.output['capture'])
         self.assertIn(self.output['status'], ('saving', 'active'))
-        self.assertIn(self.output['server_phase'], ('packaging', 'upload',
-                                                    'idle'))
+        self.assertIn(self.output['server_phase'],
+                      ('pending-upload', 'upload', 'idle'))
         self.assert_image_active()
 
     def test_backup_driver_error_in_backup_phase(self):

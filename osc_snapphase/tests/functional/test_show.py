@@ -25,10 +25,10 @@ SHORT = {'pending': 0.05, 'snapshot': 0.1, 'backup': 0.1,
 # task state -> phase
 PHASES = {
     None: 'idle',
-    'image_snapshot_pending': 'disk-capture',
-    'image_snapshot': 'disk-capture',
-    'image_backup': 'disk-capture',
-    'image_pending_upload': 'packaging',
+    'image_snapshot_pending': 'snapshot',
+    'image_snapshot': 'snapshot',
+    'image_backup': 'snapshot',
+    'image_pending_upload': 'pending-upload',
     'image_uploading': 'upload',
 }
 

@@ -31,7 +31,7 @@ ROW_KEYS = {'Time', 'Server ID', 'Server Name', 'Status', 'VM State',
             'Previous Duration', 'Capture Evidence'}
 GET_ONE = 'GET /compute/v2.1/servers/{id}'
 GET_DETAIL = 'GET /compute/v2.1/servers/detail'
-PHASE_ORDER = ['disk-capture', 'packaging', 'upload', 'idle']
+PHASE_ORDER = ['snapshot', 'pending-upload', 'upload', 'idle']
 # Generous waits for events on a loaded machine; the start of the CLI
 # alone has taken more than a minute under load.
 WAIT = 300

@@ -88,9 +88,10 @@ class TestWatchSnapshot(EngineTestCase):
             until='idle', interval=1)
         rows = list(watch)
         self.assertEqual(
-            [('image_snapshot_pending', None, 'disk-capture'),
-             ('image_snapshot', 1.0, 'disk-capture'),
-             ('image_pending_upload', 4.0, 'packaging'),
+            [('image_snapshot_pending', None, 'snapshot'),
+             # The first state began before the watch: no known duration.
+             ('image_snapshot', None, 'snapshot'),
+             ('image_pending_upload', 4.0, 'pending-upload'),
              ('image_uploading', 1.0, 'upload'),
              (None, 14.0, 'idle')],
             [(c.task_state, c.previous_duration, c.phase) for c in rows])
@@ -107,8 +108,8 @@ class TestWatchSnapshot(EngineTestCase):
         self.assertEqual('active', track.image_status)
         self.assertTrue(track.op_succeeded)
         self.assertEqual(
-            {'disk-capture': 5.0, 'packaging': 1.0, 'upload': 14.0,
-             'idle': 0.0},
+            # No entry for idle: seen only at the last poll.
+            {'snapshot': 5.0, 'pending-upload': 1.0, 'upload': 14.0},
             dict(track.phase_durations()))
 
     def test_watch_snapshot_until_task_state_passed(self):
@@ -442,8 +443,9 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(engine.STALLED, watch.outcome.kind)
         self.assertEqual(4, watch.outcome.exit_code)
         self.assertEqual(
-            'Server vm1 (%(s)s) has been in task state image_uploading for '
-            '31.0s without change; it looks stuck. Such a server is usually '
+            'Server vm1 (%(s)s) has been in task state image_uploading '
+            'since the watch began 31.0s ago (already in it then) without '
+            'change; it looks stuck. Such a server is usually '
             'cleared by an administrator with "openstack server set --state '
             'active %(s)s" once the cause is understood'
             % {'s': self.server_id}, watch.outcome.message)
@@ -469,8 +471,9 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(5.0, watch.outcome.elapsed)
         self.assertEqual(
             'Timed out after 5.0s; vm1 (%s): task state image_uploading '
-            '(upload) for 5.0s, capture unknown; vm1 (%s): task state '
-            'image_snapshot (disk-capture) for 3.0s, capture unknown'
+            '(upload) since the watch began 5.0s ago (already in it then), '
+            'capture unknown; vm1 (%s): task state '
+            'image_snapshot (snapshot) for 3.0s, capture unknown'
             % (self.server_id, other_id),
             watch.outcome.message)
 
@@ -485,7 +488,8 @@ class TestWatchFailures(EngineTestCase):
         list(watch)
         self.assertEqual(
             'Timed out after 3.0s; vm1 (%s): task state rebooting (other) '
-            'for 3.0s' % self.server_id, watch.outcome.message)
+            'since the watch began 3.0s ago (already in it then)'
+            % self.server_id, watch.outcome.message)
 
     def test_watch_server_deleted(self):
         timeline = [(0, self.state('image_snapshot')), (2, None)]
@@ -708,12 +712,14 @@ class TestWatchControl(EngineTestCase):
         list(watch)
         self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
         self.assertEqual(
-            'Timed out after 4.0s; vm1 (%s): task state none (idle) for '
-            '4.0s' % self.server_id, watch.outcome.message)
+            'Timed out after 4.0s; vm1 (%s): task state none (idle) since '
+            'the watch began 4.0s ago (already in it then)' % self.server_id,
+            watch.outcome.message)
 
     def test_outcome_exit_codes(self):
         expected = {'met': 0, 'error': 1, 'failed': 3, 'stalled': 4,
-                    'timed-out': 124, 'interrupted': 130, 'terminated': 143}
+                    'busy': 5, 'timed-out': 124, 'interrupted': 130,
+                    'terminated': 143}
         self.assertEqual(expected, engine.EXIT_CODES)
         for kind, code in expected.items():
             self.assertEqual(code, engine.Outcome(kind, 'x').exit_code)

@@ -172,7 +172,7 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.assertAlmostEqual(6.0, self.clock.now, delta=0.5)
         self.assertGreaterEqual(self.clock.now, 6.0)
         durations = info['phase_durations'].machine_readable()
-        self.assertEqual(['disk-capture', 'packaging', 'upload'],
+        self.assertEqual(['snapshot', 'pending-upload', 'upload'],
                          list(durations))
         self.assertEqual(self.image_id, info['id'])
         self.assertIn('Image %s of server vm1 (%s) requested; waiting for '

@@ -22,13 +22,13 @@ class TestPhaseTable(testtools.TestCase):
 
     # (task state, phase, operation, step)
     TABLE = (
-        ('image_snapshot_pending', 'disk-capture', 'snapshot', 0),
-        ('image_snapshot', 'disk-capture', 'snapshot', 1),
-        ('image_backup', 'disk-capture', 'backup', 1),
-        ('image_pending_upload', 'packaging', 'snapshot', 2),
+        ('image_snapshot_pending', 'snapshot', 'snapshot', 0),
+        ('image_snapshot', 'snapshot', 'snapshot', 1),
+        ('image_backup', 'snapshot', 'backup', 1),
+        ('image_pending_upload', 'pending-upload', 'snapshot', 2),
         ('image_uploading', 'upload', 'snapshot', 3),
-        ('shelving', 'disk-capture', 'shelve', 1),
-        ('shelving_image_pending_upload', 'packaging', 'shelve', 2),
+        ('shelving', 'snapshot', 'shelve', 1),
+        ('shelving_image_pending_upload', 'pending-upload', 'shelve', 2),
         ('shelving_image_uploading', 'upload', 'shelve', 3),
         ('shelving_offloading', 'offload', 'shelve', 4),
     )
@@ -252,7 +252,7 @@ class TestHasPassed(testtools.TestCase):
                              (current, target))
 
     def test_phase_index(self):
-        self.assertEqual(0, phases.phase_index('disk-capture'))
+        self.assertEqual(0, phases.phase_index('snapshot'))
         self.assertEqual(3, phases.phase_index('offload'))
         self.assertIsNone(phases.phase_index('idle'))
         self.assertIsNone(phases.phase_index('other'))

@@ -80,7 +80,7 @@ class TestTaskStateShow(TestTaskState):
             {'OS-EXT-STS:task_state': 'image_snapshot'})
         info = self.info(data)
         self.assertEqual(
-            ('image_snapshot', 'disk-capture', 'in-progress', False, False),
+            ('image_snapshot', 'snapshot', 'in-progress', False, False),
             (info['task_state'], info['phase'], info['capture'],
              info['disk_writes_safe'], info['image_create_allowed']))
 
@@ -307,9 +307,10 @@ class TestTaskStateWatch(TestTaskState):
         rows = list(rows)
         self.assertEqual(
             [(self.server.id, 'vm1', 'ACTIVE', 'active', 'image_snapshot',
-              'Running', 'disk-capture', None, 'in-progress'),
+              'Running', 'snapshot', None, 'in-progress'),
+             # image_snapshot began before the watch: duration unknown.
              (self.server.id, 'vm1', 'ACTIVE', 'active', 'image_uploading',
-              'Running', 'upload', 1.0, 'in-progress'),
+              'Running', 'upload', None, 'in-progress'),
              (self.server.id, 'vm1', 'ACTIVE', 'active', None, 'Running',
               'idle', 2.0, 'complete')],
             [r[1:-1] for r in rows])
@@ -399,7 +400,8 @@ class TestTaskStateWatch(TestTaskState):
         self.assertEqual(124, self.cmd.run(parsed_args))
         self.assertEqual(
             'Timed out after 10.0s; vm1 (%(id)s): task state rebooting '
-            '(other) for 10.0s. To keep following: openstack server '
+            '(other) since the watch began 10.0s ago (already in it then). '
+            'To keep following: openstack server '
             'task-state watch %(id)s --until idle\n' % {'id': self.server.id},
             self.app.stderr.getvalue())
         self.assertLessEqual(self.clock.now, 10.0)
