@@ -23,6 +23,11 @@ import os
 
 LOG = logging.getLogger(__name__)
 
+# OpenStackClient requires these four names of every plugin module. It
+# loads the command group openstack.snapphase.v<version>, the version read
+# from the cloud's configuration key named by API_VERSION_OPTION (less its
+# "os_"), else DEFAULT_API_VERSION. There is one command set, so there is
+# no --os-snapphase-api-version option to choose one.
 API_NAME = 'snapphase'
 API_VERSION_OPTION = 'os_snapphase_api_version'
 DEFAULT_API_VERSION = '1'
@@ -36,13 +41,6 @@ API_VERSIONS = {
 
 def build_option_parser(parser):
     """Add the global options of the plugin to the OpenStackClient parser."""
-    parser.add_argument(
-        '--os-snapphase-api-version',
-        metavar='<snapphase-api-version>',
-        default=DEFAULT_API_VERSION,
-        help='snapphase command set version (default: %s)'
-        % DEFAULT_API_VERSION,
-    )
     parser.add_argument(
         '--os-snapphase-capture-model',
         metavar='<model>',

@@ -16,9 +16,11 @@
 import argparse
 import configparser
 import importlib.metadata
+import io
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import testtools
 
@@ -68,10 +70,31 @@ class TestPlugin(testtools.TestCase):
         plugin = _entry_point('openstack.cli.extension', 'snapphase').load()
         parser = argparse.ArgumentParser()
         self.assertIs(parser, plugin.build_option_parser(parser))
-        self.assertEqual('1', getattr(parser.parse_args([]),
-                                      plugin.API_VERSION_OPTION))
-        parsed = parser.parse_args(['--os-snapphase-api-version', '1'])
-        self.assertEqual('1', parsed.os_snapphase_api_version)
+        # One global option, and none that does nothing (there is one
+        # command set: no --os-snapphase-api-version).
+        self.assertEqual(
+            ['--os-snapphase-capture-model'],
+            [s for action in parser._actions for s in action.option_strings
+             if s.startswith('--os-')])
+        self.assertEqual('xenserver', parser.parse_args(
+            ['--os-snapphase-capture-model', 'xenserver']
+        ).os_snapphase_capture_model)
+
+    def test_plugin_commands_load_in_openstackclient(self):
+        # OpenStackClient finds the command group openstack.snapphase.v1
+        # from the module's constants alone, with no version option.
+        from openstackclient import shell
+        stdout = io.StringIO()
+        environ = {k: v for k, v in os.environ.items()
+                   if not k.startswith('OS_')}
+        with mock.patch.dict(os.environ, environ, clear=True), \
+                mock.patch('sys.stdout', stdout), \
+                mock.patch('sys.stderr', io.StringIO()):
+            code = shell.OpenStackShell().run(
+                ['help', 'server', 'task-state', 'watch'])
+        self.assertEqual(0, code)
+        self.assertIn('server task-state watch', stdout.getvalue())
+        self.assertIn('--until', stdout.getvalue())
 
     def test_plugin_imports_stdlib_only(self):
         baseline = _imported('pass')
