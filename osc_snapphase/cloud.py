@@ -221,6 +221,7 @@ class ServerFetcher(_Bounded):
         self._compute = compute
 
     def __call__(self, server_ids):
+        server_ids = list(server_ids)
         if len(server_ids) == 1:
             states = {}
             server = self._get(server_ids[0])

@@ -19,6 +19,7 @@ change until a condition holds, the operation fails, a task state stalls or
 the timeout passes. The reason it stopped is then in ``Watch.outcome``.
 """
 
+import collections
 import datetime
 import time
 
@@ -65,6 +66,13 @@ PENDING_INTERVAL = 0.2
 MAX_BACKOFF = 10.0
 # Consecutive answers that are not even valid API responses before giving up.
 MAX_MALFORMED = 5
+# Task-state segments kept per track (the oldest go): flat memory over
+# a long watch.
+MAX_SEGMENTS = 100
+# Fleet: tracks of servers that left the watch kept for the end report.
+MAX_DEPARTED = 1000
+# Servers named in a timeout message, at most.
+MAX_NAMED = 10
 
 
 def backoff(failures, retry_after=None):
@@ -119,11 +127,63 @@ def _key(state, capture):
             state.power_state, capture.state)
 
 
+def _gone(state):
+    return ((state.status or '').upper() == 'DELETED'
+            or state.vm_state == 'deleted')
+
+
+class Answer:
+    """What a fetch read in one poll.
+
+    :param states: ``{server_id: ServerState}``: at least every watched
+        server whose state changed since the previous answer (a repeated,
+        unchanged state is harmless: the engine compares); a server not in
+        it is unchanged. A state with status DELETED is a deletion.
+    :param deleted: IDs of servers gone without a state to show (404, or
+        missing from a full listing)
+    """
+
+    __slots__ = ('states', 'deleted')
+
+    def __init__(self, states=None, deleted=()):
+        self.states = states if states is not None else {}
+        self.deleted = deleted
+
+    def __repr__(self):
+        return 'Answer(%r, deleted=%r)' % (self.states, self.deleted)
+
+
+def _answer(result, server_ids):
+    """An Answer from what a fetch returned.
+
+    A mapping ``{id: ServerState}`` is a complete answer over the IDs
+    asked for: one of them missing from it is gone.
+    """
+    if isinstance(result, Answer):
+        return result
+    return Answer(result, [sid for sid in server_ids if sid not in result])
+
+
+def _keep(tracks, track, wanted):
+    """Add the track to, or remove it from, a dict of tracks by ID."""
+    if wanted:
+        tracks.setdefault(track.server_id, track)
+    else:
+        tracks.pop(track.server_id, None)
+
+
 class Watch:
     """Poll servers until a condition holds; iterate to get the changes.
 
-    :param fetch: ``fetch(server_ids)`` returns ``{id: ServerState}``; a
-        server missing from the answer is gone (deleted). It raises
+    The work of a poll grows with what changed, not with the number of
+    watched servers: the fetch answers only the changes, the engine looks
+    again at a track only when its server changed or while an image
+    operation of it is in progress, and keeps the tracks that do not meet
+    the condition yet, the busy ones and those to look at in small sets.
+
+    :param fetch: ``fetch(server_ids)`` with a live view of the watched
+        IDs; returns an :class:`Answer`, or ``{id: ServerState}`` (a
+        complete answer: a server missing from it is gone). It raises
         :class:`TransientError` for faults worth retrying; anything else
         ends the watch and propagates.
     :param tracks: the :class:`~osc_snapphase.records.Track` of each
@@ -140,16 +200,28 @@ class Watch:
     :param timeout: seconds, or None
     :param stall_timeout: seconds a non-null task state may stay unchanged
     :param interval: fixed poll interval in seconds; None adapts it
-    :param notify: ``notify(message)`` for transient problems, said once
+    :param notify: ``notify(message)`` for transient problems, said once,
+        and (fleet) for each server that failed
     :param on_poll: ``on_poll(watch)`` after every successful poll
+    :param new_track: fleet watch: ``new_track(state)`` makes the Track of
+        a server that the fetch answers but is not watched yet; servers
+        come and go (a gone one gets its DELETED row and leaves the watch,
+        it is no failure), the first poll shows only the servers that are
+        not idle, and a server that fails (its image operation, going to
+        vm_state error, a stall) is recorded in ``problems`` while the
+        watch goes on for the others. None: the tracks given, and the first
+        failure ends the watch.
     """
 
-    def __init__(self, fetch, tracks, condition=None, images=None,
+    def __init__(self, fetch, tracks=(), condition=None, images=None,
                  timeout=None, stall_timeout=None, interval=None,
                  clock=time.monotonic, sleep=time.sleep, wall=utcnow,
-                 notify=None, on_poll=None, snapshots=None):
+                 notify=None, on_poll=None, snapshots=None, new_track=None):
         self._fetch = fetch
-        self.tracks = list(tracks)
+        self._tracks = {t.server_id: t for t in tracks}
+        self._ids = self._tracks.keys()
+        self._new_track = new_track
+        self.fleet = new_track is not None
         self.condition = condition
         self._operations = operations.ImageOperations(
             images, snapshots,
@@ -168,8 +240,28 @@ class Watch:
         self._failures = 0
         self._malformed = 0
         self._fault_since = None
+        # The small sets that a poll looks at (see _note): tracks not yet
+        # meeting the condition, not plain idle, with an operation to
+        # follow at every poll.
+        self._unmet = dict(self._tracks)
+        self._busy = dict(self._tracks)
+        self._attention = {}
+        # Fleet: the servers that changed during the watch, those that
+        # left it (the newest MAX_DEPARTED), and the failures so far.
+        self.changed = {}
+        self.departed = collections.deque(maxlen=MAX_DEPARTED)
+        self.problems = []
+        self._failed = set()
 
     # -- public ------------------------------------------------------------
+
+    @property
+    def tracks(self):
+        """The watched tracks in display order (fleet: those present)."""
+        return list(self._tracks.values())
+
+    def __len__(self):
+        return len(self._tracks)
 
     def __iter__(self):
         return self.changes()
@@ -196,7 +288,7 @@ class Watch:
                 self._end(TIMED_OUT, self._timeout_message())
                 break
             try:
-                states = self._fetch([t.server_id for t in self.tracks])
+                answer = _answer(self._fetch(self._ids), self._ids)
             except TransientError as exc:
                 # Retry-After and the backoff count from the failed
                 # answer, not from the start of the poll.
@@ -205,10 +297,8 @@ class Watch:
                 continue
             self._recovered()
             self.polls += 1
-            for track in self.tracks:
-                change = self._observe(track, states.get(track.server_id))
-                if change is not None:
-                    yield change
+            for change in self._apply(answer):
+                yield change
             if self.outcome is None:
                 self._judge()
             self._on_poll(self)
@@ -222,14 +312,55 @@ class Watch:
             self._end(kind, message)
             self._close_segments()
 
-    # -- one observation ---------------------------------------------------
+    def busy(self):
+        """The tracks that are not plain idle (a task state, an operation)."""
+        return list(self._busy.values())
+
+    # -- one poll ----------------------------------------------------------
+
+    def _apply(self, answer):
+        """Observe what the answer says, and the operations in progress."""
+        quiet = self.fleet and self.polls == 1
+        seen = set()
+        for server_id, state in answer.states.items():
+            track = self._tracks.get(server_id)
+            if track is None:
+                if self._new_track is None or _gone(state):
+                    continue
+                track = self._new_track(state)
+                self._tracks[server_id] = track
+            seen.add(server_id)
+            change = self._see(track, state, quiet)
+            if change is not None:
+                yield change
+        for server_id in answer.deleted:
+            track = self._tracks.get(server_id)
+            if track is None or server_id in seen:
+                continue
+            seen.add(server_id)
+            change = self._see(track, None)
+            if change is not None:
+                yield change
+        for track in list(self._attention.values()):
+            if track.server_id not in seen and track.state is not None:
+                change = self._see(track, track.state)
+                if change is not None:
+                    yield change
+
+    def _see(self, track, state, quiet=False):
+        previous = track.state
+        change = self._observe(track, state, quiet)
+        self._check(track, previous)
+        return change
 
     def _follow_operation(self, track, now):
+        if track.server_id in self._failed:
+            return
         failure = self._operations.follow(track, now, self.elapsed())
         if failure is not None:
-            self._end(FAILED, failure, track.server_id)
+            self._fail(FAILED, failure, track)
 
-    def _observe(self, track, state):
+    def _observe(self, track, state, quiet=False):
         now = self._clock()
         if state is None:
             if not track.exists:
@@ -238,8 +369,7 @@ class Watch:
             state = records.ServerState(
                 track.server_id, track.name, 'DELETED', 'deleted', None,
                 track.state.power_state if track.state else None)
-        elif (state.status or '').upper() == 'DELETED' or (
-                state.vm_state == 'deleted'):
+        elif _gone(state):
             track.exists = False
         previous = track.state
         previous_key = _key(previous, track.capture) if previous else None
@@ -254,6 +384,8 @@ class Watch:
             track.segments.append(records.Segment(
                 state.task_state, phases.phase_of(state.task_state), now,
                 None))
+            if len(track.segments) > MAX_SEGMENTS:
+                del track.segments[0]
         if state.name:
             track.name = state.name
         self._follow_operation(track, now)
@@ -262,6 +394,11 @@ class Watch:
         duration = now - track.since if track.start_seen else None
         track.since = now
         track.start_seen = previous is not None
+        if previous is None:
+            if quiet and state.task_state is None and not track.op_active:
+                return None   # fleet: an idle server at the start
+        elif track.exists:
+            self.changed[track.server_id] = track
         return records.Change(
             self._wall(), track.server_id, track.name, state.status,
             state.vm_state, state.task_state, state.power_state,
@@ -270,57 +407,114 @@ class Watch:
 
     # -- judgement ---------------------------------------------------------
 
-    def _judge(self):
-        now = self._clock()
+    def _check(self, track, previous):
+        """After an observation: failures of this server; the sets."""
         condition = self.condition
-        for track in self.tracks:
-            if not track.exists and not (condition
-                                         and condition.accepts_deleted):
-                self._end(FAILED, 'Server %s was deleted after %s' % (
+        if not track.exists:
+            accepted = condition is not None and condition.accepts_deleted
+            if self.fleet:
+                if track.op_active and not accepted:
+                    self._fail(FAILED, 'Server %s was deleted after %s '
+                               'during its image operation' % (
+                                   track.label, records.format_duration(
+                                       self.elapsed())), track)
+                self._remove(track)
+                return
+            if not accepted:
+                self._fail(FAILED, 'Server %s was deleted after %s' % (
                     track.label, records.format_duration(self.elapsed())),
-                    track.server_id)
-                return
-            state = track.state
-            if (track.exists and state.vm_state == 'error'
-                    and not (condition and condition.accepts_error)):
-                fault = (': %s' % state.fault) if state.fault else ''
-                self._end(FAILED, 'Server %s went to vm_state error after '
-                          '%s%s' % (track.label, records.format_duration(
-                              self.elapsed()), fault), track.server_id)
-                return
-        if condition is not None and all(
-                condition.holds(t) for t in self.tracks):
-            self._end(MET, 'Condition %s met after %s' % (
-                condition, records.format_duration(self.elapsed())))
+                    track)
+        elif (track.state.vm_state == 'error'
+              and not (condition and condition.accepts_error)
+              and not (self.fleet and (previous is None
+                                       or previous.vm_state == 'error'))):
+            # A fleet has servers in error before the watch: only a server
+            # that goes to error during it is a failure.
+            fault = (': %s' % track.state.fault) if track.state.fault else ''
+            self._fail(FAILED, 'Server %s went to vm_state error after '
+                       '%s%s' % (track.label, records.format_duration(
+                           self.elapsed()), fault), track)
+        self._note(track)
+
+    def _note(self, track):
+        """Put the track in the sets that the next polls look at."""
+        active = track.exists and track.server_id not in self._failed
+        _keep(self._attention, track,
+              active and bool(track.op_active or track.volume_ids))
+        _keep(self._busy, track, track.state is None or (
+            active and (track.task_state is not None or track.op_active)))
+        if self.condition is not None:
+            _keep(self._unmet, track, track.server_id not in self._failed
+                  and (track.state is None
+                       or not self.condition.holds(track)))
+
+    def _remove(self, track):
+        """Fleet: a server gone leaves the watch."""
+        for tracks in (self._tracks, self._unmet, self._busy,
+                       self._attention, self.changed):
+            tracks.pop(track.server_id, None)
+        if track.segments and track.segments[-1].end is None:
+            track.segments[-1] = track.segments[-1]._replace(
+                end=self._clock())
+        self.departed.append(track)
+
+    def _fail(self, kind, message, track):
+        """A server failed: the end of the watch, or (fleet) a problem."""
+        if not self.fleet:
+            if self.outcome is None:
+                self._end(kind, message, track.server_id)
             return
-        if self.stall_timeout is None:
+        if track.server_id in self._failed:
             return
-        for track in self.tracks:
+        self._failed.add(track.server_id)
+        self.problems.append(Outcome(kind, message, track.server_id,
+                                     self.elapsed()))
+        self._notify(message)
+        self._note(track)
+
+    def _judge(self):
+        if self._met() or self.stall_timeout is None:
+            return
+        now = self._clock()
+        for track in list(self._busy.values()):
             if (track.exists and track.task_state is not None
+                    and track.server_id not in self._failed
                     and now - track.task_since > self.stall_timeout):
                 # A gone image says more than "stalled": look once more.
+                failure = None
                 if track.op_active:
                     failure = self._operations.check(track, now, force=True)
-                    if failure is not None:
-                        self._end(FAILED, failure, track.server_id)
-                        return
-                self._end(STALLED, (
-                    'Server %s has been in task state %s %s without '
-                    'change; it looks stuck. Such a server is usually '
-                    'cleared by an administrator with "openstack server '
-                    'set --state active %s" once the cause is '
-                    'understood') % (
-                        track.label, track.task_state,
-                        track.unchanged(now), track.server_id),
-                    track.server_id)
-                return
+                if failure is not None:
+                    self._fail(FAILED, failure, track)
+                else:
+                    self._fail(STALLED, (
+                        'Server %s has been in task state %s %s without '
+                        'change; it looks stuck. Such a server is usually '
+                        'cleared by an administrator with "openstack '
+                        'server set --state active %s" once the cause is '
+                        'understood') % (
+                            track.label, track.task_state,
+                            track.unchanged(now), track.server_id), track)
+                if self.outcome is not None:
+                    return
+        self._met()
+
+    def _met(self):
+        if self.condition is None or self._unmet:
+            return False
+        others = ' for the other servers' if self.problems else ''
+        self._end(MET, 'Condition %s met after %s%s' % (
+            self.condition, records.format_duration(self.elapsed()),
+            others))
+        return True
 
     def _timeout_message(self):
-        waiting = [t for t in self.tracks
-                   if t.state is None or not (self.condition
-                                              and self.condition.holds(t))]
+        waiting = [t for t in self._tracks.values()
+                   if t.server_id in self._unmet]
+        if not waiting:
+            waiting = self.busy() if self.fleet else self.tracks
         parts = []
-        for track in waiting or self.tracks:
+        for track in waiting[:MAX_NAMED]:
             if track.state is None:
                 parts.append('%s: not seen yet' % track.label)
                 continue
@@ -331,15 +525,28 @@ class Watch:
                 track.unchanged(self._clock()),
                 '' if capture.state == phases.CAPTURE_NONE
                 else ', capture %s' % capture.state))
+        if len(waiting) > MAX_NAMED:
+            parts.append('and %d more' % (len(waiting) - MAX_NAMED))
+        if not parts:
+            parts.append('%d servers watched, none busy' % len(self))
         return 'Timed out after %s; %s' % (
             records.format_duration(self.elapsed()), '; '.join(parts))
 
     def _end(self, kind, message, server_id=None):
+        if self.problems:
+            # Fleet: every failure is named, the most serious one decides
+            # the exit status (unless a signal ended the watch).
+            if kind not in (INTERRUPTED, TERMINATED, ERROR):
+                kind = (FAILED if any(p.kind == FAILED
+                                      for p in self.problems) else STALLED)
+            message = '\n'.join([p.message for p in self.problems]
+                                + [message])
+            server_id = server_id or self.problems[0].server_id
         self.outcome = Outcome(kind, message, server_id, self.elapsed())
 
     def _close_segments(self):
         now = self._clock()
-        for track in self.tracks:
+        for track in self._tracks.values():
             if track.segments and track.segments[-1].end is None:
                 track.segments[-1] = track.segments[-1]._replace(end=now)
 
@@ -349,7 +556,10 @@ class Watch:
         if self.interval is not None:
             return self.interval
         now = self._clock()
-        return min(self._interval_for(t, now) for t in self.tracks)
+        # An idle track is polled every SCHEDULE[IDLE], the longest.
+        return min((self._interval_for(t, now)
+                    for t in self._busy.values()),
+                   default=SCHEDULE[phases.IDLE][1])
 
     @staticmethod
     def _interval_for(track, now):
