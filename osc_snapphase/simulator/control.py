@@ -95,6 +95,12 @@ def state(server, req):
 
 
 def create_servers(server, req):
+    """Create servers at once: one, or ``count`` named prefix1, prefix2...
+
+    They are ACTIVE at once (no build) unless ``build`` is true; vm_state,
+    task_state and power_state may be given. Thousands cost a fraction of
+    a second: no timer or thread per server.
+    """
     cloud = server.cloud
     data = req.json() or {}
     count = int(data.get('count', 1))
@@ -136,6 +142,13 @@ def create_servers(server, req):
     if 'count' in data:
         return {'servers': created}
     return {'server': created[0]}
+
+
+def get_server(server, req, server_id):
+    srv = server.cloud.servers.get(server_id)
+    if srv is None:
+        raise Invalid('no server %s' % server_id)
+    return {'server': _server_view(server.cloud, srv)}
 
 
 def set_server_state(server, req, server_id):
@@ -300,6 +313,7 @@ ROUTES = (
     ('GET', r'/_sim/state', state),
     ('GET', r'/_sim', state),
     ('POST', r'/_sim/servers', create_servers),
+    ('GET', r'/_sim/servers/([^/]+)', get_server),
     ('POST', r'/_sim/servers/([^/]+)/delete', delete_server),
     ('POST', r'/_sim/servers/([^/]+)/state', set_server_state),
     ('POST', r'/_sim/images/([^/]+)/delete', delete_image),

@@ -12,6 +12,7 @@
 
 """Nova v2.1: version discovery, microversions, servers and flavors."""
 
+import heapq
 import re
 import time
 import urllib.parse
@@ -83,68 +84,128 @@ def not_found(server_id):
                       'Instance %s could not be found.' % server_id)
 
 
+class Forbidden(Exception):
+    """A filter that the caller's role does not allow (403)."""
+
+
+def _true(value):
+    """oslo's bool_from_string(value, default=False)."""
+    return str(value).strip().lower() in ('1', 't', 'true', 'on', 'y',
+                                          'yes')
+
+
+def _time_filter(req, name):
+    value = req.arg(name)
+    if value is None:
+        return None
+    try:
+        return cloud_mod.parse_isotime(value)
+    except ValueError:
+        raise ValueError('Invalid filter field: %s.' % name)
+
+
 def _filter(cloud, req, servers):
+    """The servers the listing request selects, in no particular order.
+
+    As Nova's GET /servers: ``changes-since`` (and ``changes-before``
+    from 2.66) select by updated_at, whose database column has a
+    resolution of one second, and list deleted servers too (status
+    DELETED) unless an admin sets ``deleted``; ``all_tenants`` is for
+    admins only (403 otherwise); ``name`` is a regular expression.
+    """
     ctx = req.ctx
-    admin_all = ctx['is_admin'] and req.arg('all_tenants', 'False').lower(
-        ) in ('', '1', 'true', 'yes')
-    project = req.arg('project_id') or req.arg('tenant_id')
-    since = req.arg('changes-since')
-    want_deleted = ctx['is_admin'] and req.arg('deleted', 'false').lower(
-        ) in ('1', 'true', 'yes')
-    if since is not None:
-        since = cloud_mod.parse_isotime(since)
+    all_tenants = req.arg('all_tenants')
+    all_tenants = ('all_tenants' in req.query if all_tenants in (None, '')
+                   else _true(all_tenants))
+    if all_tenants and not ctx['is_admin']:
+        raise Forbidden('get_all_tenants')
+    project = ctx['is_admin'] and (req.arg('project_id')
+                                   or req.arg('tenant_id'))
+    since = _time_filter(req, 'changes-since')
+    before = None
+    if req.microversion >= (2, 66):
+        before = _time_filter(req, 'changes-before')
+        if None not in (since, before) and before < since:
+            raise ValueError('The value of changes-since must be less '
+                             'than or equal to changes-before.')
+    deleted = req.arg('deleted') if ctx['is_admin'] else None
+    if deleted is not None:
+        deleted = _true(deleted)
+    elif since is None and before is None:
+        deleted = False
     name = req.arg('name')
     name_re = re.compile(name) if name else None
     status = req.arg('status')
+    status = status and status.upper()
     result = []
     for srv in servers:
-        if admin_all:
+        if all_tenants:
             if project and srv['project_id'] != project:
                 continue
         elif srv['project_id'] != ctx['project_id']:
             continue
-        if srv['vm_state'] == 'deleted' and since is None and (
-                not want_deleted):
+        if deleted is not None and deleted != (
+                srv['vm_state'] == 'deleted'):
             continue
-        if since is not None and srv['updated'] < since:
-            continue
+        if since is not None or before is not None:
+            updated = int(srv['updated'])
+            if (since is not None and updated < since) or (
+                    before is not None and updated > before):
+                continue
         if name_re and not name_re.search(srv['name']):
             continue
-        if status and cloud_mod.server_status(srv) != status.upper():
+        if status and cloud_mod.server_status(srv) != status:
             continue
         result.append(srv)
     return result
 
 
+def _sort_key(srv):
+    return srv['created'], srv['id']
+
+
 def _list(cloud, req, detail):
+    """One page of servers, newest first, as Nova pages them.
+
+    ``limit`` is capped at MAX_LIMIT (Nova's default api.max_limit);
+    a full page (of limit, or of MAX_LIMIT without one) has a
+    ``servers_links`` next link. The marker is any server, deleted or
+    filtered out included: the page starts after its place in the
+    order.
+    """
     try:
         limit = int(req.arg('limit', MAX_LIMIT))
         if limit < 0:
             raise ValueError
     except ValueError:
-        return rest.error(400, 'badRequest', 'limit must be >= 0')
+        return rest.error(400, 'badRequest', 'limit param must be positive')
     limit = min(limit, MAX_LIMIT)
+    marker = req.arg('marker')
     with cloud.lock:
         try:
             servers = _filter(cloud, req, cloud.servers.values())
+        except Forbidden as exc:
+            return rest.error(
+                403, 'forbidden', "Policy doesn't allow os_compute_api:"
+                "servers:%s:%s to be performed."
+                % ('detail' if detail else 'index', exc))
         except (ValueError, re.error) as exc:
-            return rest.error(400, 'badRequest', 'Invalid filter: %s' % exc)
-        servers.sort(key=lambda s: (s['created'], s['id']), reverse=True)
-        marker = req.arg('marker')
+            return rest.error(400, 'badRequest', str(exc))
         if marker:
-            ids = [s['id'] for s in servers]
-            if marker not in ids:
+            srv = cloud.servers.get(marker)
+            if srv is None:
                 return rest.error(400, 'badRequest',
                                   'marker [%s] not found' % marker)
-            servers = servers[ids.index(marker) + 1:]
-        page = servers[:limit]
+            after = _sort_key(srv)
+            servers = [s for s in servers if _sort_key(s) < after]
+        page = heapq.nlargest(limit, servers, key=_sort_key)
         if detail:
             items = [views.server(cloud, s, req.microversion, req.ctx)
                      for s in page]
         else:
             items = [views.server_brief(cloud, s) for s in page]
     body = {'servers': items}
-    if page and len(page) == limit and req.arg('limit') is not None:
+    if limit and len(page) == limit:
         params = [(k, v) for k, vs in req.query.items() for v in vs
                   if k != 'marker']
         params.append(('marker', page[-1]['id']))
@@ -189,11 +250,65 @@ def _find_flavor(cloud, ref):
     return cloud.flavors.get(ref)
 
 
+def _count(data, key, default):
+    """A positive integer of the create request (Nova's schema)."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not re.fullmatch(r'[0-9]+', str(value)) \
+            or int(value) < 1:
+        raise ValueError("Invalid input for field/attribute %s." % key)
+    return int(value)
+
+
+def _boot(cloud, req, data, flavor, image_ref, bdms, name, index,
+          reservation_id):
+    """Create one server of a create request and start its build."""
+    plan, error = cinder.plan_boot(cloud, req.ctx, bdms, image_ref)
+    if error is not None:
+        return None, error
+    user = cloud.users[req.ctx['user_name']]
+    project = cloud.projects[req.ctx['project_name']]
+    srv = tasks.new_server(cloud, project, user, name, flavor['id'],
+                           image_ref or None, not image_ref)
+    srv['launch_index'] = index
+    srv['reservation_id'] = reservation_id
+    cinder.attach_boot(cloud, srv, req.ctx, plan)
+    srv['metadata'] = dict(data.get('metadata') or {})
+    srv['key_name'] = data.get('key_name')
+    srv['description'] = data.get('description')
+    if data.get('networks') not in ('none', None):
+        srv['security_groups'] = ['default']
+    tasks.record_action(cloud, srv, 'create', req.ctx)
+    tasks.build(cloud, srv)
+    return srv, None
+
+
 def create_server(cloud, req):
+    """POST /servers, with Nova's multi-create.
+
+    min_count/max_count create max_count servers (the simulator has no
+    quota to stop short of it) named ``<name>-1``, ``<name>-2``... when
+    more than one, sharing one reservation_id;
+    ``return_reservation_id`` answers with it instead of the first
+    server.
+    """
     data = (req.json() or {}).get('server')
     if not isinstance(data, dict) or not data.get('name'):
         return rest.error(400, 'badRequest',
                           "Invalid input for field/attribute server.")
+    try:
+        min_count = _count(data, 'min_count', 1)
+        max_count = _count(data, 'max_count', min_count)
+    except ValueError as exc:
+        return rest.error(400, 'badRequest', str(exc))
+    if min_count > max_count:
+        return rest.error(400, 'badRequest',
+                          'min_count must be <= max_count')
+    bdms = data.get('block_device_mapping_v2') or []
+    if max_count > 1 and any(isinstance(b, dict) and b.get(
+            'source_type') == 'volume' for b in bdms):
+        return rest.error(400, 'badRequest', 'Cannot attach one or more '
+                          'volumes to multiple instances')
+    reservation_id = 'r-' + cloud_mod.new_id().replace('-', '')[:8]
     with cloud.lock:
         flavor = _find_flavor(cloud, data.get('flavorRef'))
         if flavor is None:
@@ -201,38 +316,30 @@ def create_server(cloud, req):
                               'Flavor %s could not be found.'
                               % data.get('flavorRef'))
         image_ref = str(data.get('imageRef') or '').rsplit('/', 1)[-1]
-        plan, error = cinder.plan_boot(
-            cloud, req.ctx, data.get('block_device_mapping_v2') or [],
-            image_ref)
-        if error is not None:
-            return error
-        volume_backed = not image_ref
-        if not volume_backed:
+        if image_ref:
             image = cloud.images.get(image_ref)
             if image is None or image['status'] != 'active':
                 return rest.error(400, 'badRequest',
                                   'Image %s could not be found.' % image_ref)
-        user = cloud.users[req.ctx['user_name']]
-        project = cloud.projects[req.ctx['project_name']]
-        srv = tasks.new_server(cloud, project, user, data['name'],
-                               flavor['id'], image_ref or None,
-                               volume_backed)
-        cinder.attach_boot(cloud, srv, req.ctx, plan)
-        srv['metadata'] = dict(data.get('metadata') or {})
-        srv['key_name'] = data.get('key_name')
-        srv['description'] = data.get('description')
-        if data.get('networks') not in ('none', None):
-            srv['security_groups'] = ['default']
-        tasks.record_action(cloud, srv, 'create', req.ctx)
-        tasks.build(cloud, srv)
-        body = {'server': {
-            'id': srv['id'], 'links': views.links(cloud, 'servers',
-                                                  srv['id']),
-            'OS-DCF:diskConfig': 'MANUAL', 'adminPass': 'simAdminPass1',
-            'security_groups': [{'name': 'default'}]}}
+        first = None
+        for index in range(max_count):
+            name = data['name'] if max_count == 1 else '%s-%d' % (
+                data['name'], index + 1)
+            srv, error = _boot(cloud, req, data, flavor, image_ref, bdms,
+                               name, index, reservation_id)
+            if error is not None:
+                return error
+            first = first or srv
+    if data.get('return_reservation_id') in (True, 'True', 'true'):
+        return rest.Response(202, {'reservation_id': reservation_id})
+    body = {'server': {
+        'id': first['id'], 'links': views.links(cloud, 'servers',
+                                                first['id']),
+        'OS-DCF:diskConfig': 'MANUAL', 'adminPass': 'simAdminPass1',
+        'security_groups': [{'name': 'default'}]}}
     return rest.Response(202, body, {
         'Location': '%s/compute/v2.1/servers/%s' % (cloud.base_url,
-                                                    srv['id'])})
+                                                    first['id'])})
 
 
 def delete_server(cloud, req):

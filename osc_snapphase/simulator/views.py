@@ -125,7 +125,7 @@ def server(cloud, srv, mv, ctx):
         if mv >= (2, 3):
             body.update({
                 'OS-EXT-SRV-ATTR:reservation_id': srv['reservation_id'],
-                'OS-EXT-SRV-ATTR:launch_index': 0,
+                'OS-EXT-SRV-ATTR:launch_index': srv.get('launch_index', 0),
                 'OS-EXT-SRV-ATTR:hostname': srv['hostname'],
                 'OS-EXT-SRV-ATTR:kernel_id': '',
                 'OS-EXT-SRV-ATTR:ramdisk_id': '',
