@@ -155,11 +155,13 @@ class TestParseUntil(testtools.TestCase):
         cases = (
             ('unknown',
              "unknown condition 'unknown'; use one of: idle, disk-safe, "
-             "deleted, task-state=<value>, vm-state=<value>, "
+             "deleted, phase-over=<phase>, task-state=<value>, "
+             "vm-state=<value>, "
              "status=<value>"),
             ('foo=bar',
              "unknown condition 'foo=bar'; use one of: idle, disk-safe, "
-             "deleted, task-state=<value>, vm-state=<value>, "
+             "deleted, phase-over=<phase>, task-state=<value>, "
+             "vm-state=<value>, "
              "status=<value>"),
             ('task-state=',
              'task-state needs a value, for example '
@@ -176,6 +178,116 @@ class TestParseUntil(testtools.TestCase):
             exc = self.assertRaises(conditions.ConditionError,
                                     conditions.parse_until, text)
             self.assertEqual(message, str(exc))
+
+    def test_until_parse_task_state_validated(self):
+        # A typo is refused, naming the likely one and every Nova state.
+        exc = self.assertRaises(conditions.ConditionError,
+                                conditions.parse_until,
+                                'task-state=image_uploadng')
+        message = str(exc)
+        self.assertTrue(message.startswith(
+            "unknown task state 'image_uploadng' (did you mean "
+            "image_uploading"), message)
+        for state in ('rebooting', 'powering-off', 'unshelving',
+                      'image_backup', 'resize_migrating'):
+            self.assertIn(state, message)
+        self.assertIn('task-state=+<state>', message)
+        self.assertRaises(conditions.ConditionError, conditions.parse_until,
+                          'task-state=+')
+
+    def test_until_parse_task_state_any_nova_state(self):
+        for state in ('rebooting', 'powering-off', 'soft-deleting',
+                      'unshelving', 'resize_finish', 'spawning'):
+            self.assertTrue(self.holds('task-state=%s' % state,
+                                       task_state=state), state)
+
+    def test_until_parse_task_state_case_insensitive(self):
+        self.assertTrue(self.holds('task-state=IMAGE_UPLOADING',
+                                   **UPLOADING))
+        self.assertTrue(self.holds('task-state=Image_Snapshot',
+                                   **SNAPSHOT))
+        self.assertTrue(self.holds('task-state=Rebooting',
+                                   task_state='rebooting'))
+
+    def test_until_parse_task_state_newer_nova(self):
+        condition = conditions.parse_until('task-state=+Image_Quiescing')
+        self.assertEqual('task-state=+Image_Quiescing', str(condition))
+        self.assertTrue(condition.holds(make_track(
+            task_state='image_quiescing')))
+        self.assertFalse(condition.holds(make_track(**SNAPSHOT)))
+
+    def test_until_parse_phase_over(self):
+        for phase in conditions.WAIT_PHASES:
+            condition = conditions.parse_until('phase-over=%s' % phase)
+            self.assertEqual('phase-over=%s' % phase, str(condition))
+            # The predicate of --wait-phase.
+            expected = conditions.phase_over(phase)
+            for track in (SNAPSHOT, UPLOADING, UPLOADING_QUEUED,
+                          SUCCEEDED, SETTLING, IDLE):
+                self.assertEqual(expected.holds(make_track(**track)),
+                                 condition.holds(make_track(**track)))
+        self.assertRaises(conditions.ConditionError, conditions.parse_until,
+                          'phase-over=')
+        self.assertRaises(conditions.ConditionError, conditions.parse_until,
+                          'phase-over=offload')
+
+    def test_until_parse_phase_over_old_names(self):
+        warnings = []
+        for old, new in (('disk-capture', 'snapshot'),
+                         ('packaging', 'pending-upload')):
+            condition = conditions.parse_until('phase-over=' + old,
+                                               warn=warnings.append)
+            self.assertEqual('phase-over=' + new, str(condition))
+        self.assertEqual(
+            ["the phase name 'disk-capture' is deprecated and will be "
+             "refused in the next release; use 'snapshot' (the phases are "
+             "named after Nova's task states)",
+             "the phase name 'packaging' is deprecated and will be refused "
+             "in the next release; use 'pending-upload' (the phases are "
+             "named after Nova's task states)"], warnings)
+        # The new names warn of nothing.
+        conditions.parse_until('phase-over=snapshot', warn=warnings.append)
+        self.assertEqual(2, len(warnings))
+
+    def test_until_phase_over_busy(self):
+        busy = conditions.parse_until('phase-over=snapshot').busy
+        self.assertTrue(busy(make_track(task_state='rebooting')))
+        for track in (IDLE, SNAPSHOT, UPLOADING, SUCCEEDED, SETTLING,
+                      DELETED):
+            self.assertFalse(busy(make_track(**track)), track)
+        # Only phase-over can be kept from its end by another task.
+        for text in ('idle', 'disk-safe', 'task-state=image_uploading'):
+            self.assertIsNone(conditions.parse_until(text).busy)
+
+    def test_until_all_of(self):
+        condition = conditions.all_of([
+            conditions.parse_until('disk-safe'),
+            conditions.parse_until('vm-state=stopped')])
+        self.assertEqual('disk-safe and vm-state=stopped', str(condition))
+        self.assertEqual(2, len(condition.parts))
+        self.assertTrue(condition.holds(make_track(vm_state='stopped')))
+        self.assertFalse(condition.holds(make_track(vm_state='active')))
+        self.assertFalse(condition.holds(make_track(
+            vm_state='stopped', **UPLOADING_QUEUED)))
+        self.assertIsNone(condition.busy)
+        with_phase = conditions.all_of([
+            conditions.parse_until('idle'),
+            conditions.parse_until('phase-over=upload')])
+        self.assertTrue(with_phase.busy(make_track(task_state='rebooting')))
+        self.assertIsNone(conditions.all_of([]))
+        one = conditions.parse_until('idle')
+        self.assertIs(one, conditions.all_of([one]))
+
+    def test_until_all_of_deleted_refused(self):
+        for text in ('deleted', 'status=DELETED'):
+            exc = self.assertRaises(
+                conditions.ConditionError, conditions.all_of,
+                [conditions.parse_until('idle'),
+                 conditions.parse_until(text)])
+            self.assertEqual(
+                '%s cannot be combined with other conditions: all must '
+                'hold, and the others need the server to exist' % text,
+                str(exc))
 
 
 class TestPhaseOver(testtools.TestCase):
@@ -238,7 +350,7 @@ class TestPhaseOver(testtools.TestCase):
         self.assertFalse(self.over('upload', **done))
 
     def test_phase_over_name(self):
-        self.assertEqual('upload phase over',
+        self.assertEqual('phase-over=upload',
                          str(conditions.phase_over('upload')))
 
     def test_phase_over_invalid(self):

@@ -30,8 +30,8 @@ from osc_snapphase.tests.unit import fakes
 from osc_snapphase.v1 import task_state
 
 WATCH_PROG = 'openstack server task-state watch'
-UNTIL_FORMS = ('idle, disk-safe, deleted, task-state=<value>, '
-               'vm-state=<value>, status=<value>')
+UNTIL_FORMS = ('idle, disk-safe, deleted, phase-over=<phase>, '
+               'task-state=<value>, vm-state=<value>, status=<value>')
 
 # Every attribute of the watch command's own options, as given by default.
 WATCH_DEFAULTS = (
