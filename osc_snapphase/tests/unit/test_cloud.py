@@ -543,7 +543,7 @@ class TestWatchApi(testtools.TestCase):
         watch = cloud.watch(connection, images=['img-1'])
         self.assertEqual([(server.id, 'img-1')],
                          [(t.server_id, t.image_id) for t in watch.tracks])
-        self.assertEqual('upload phase over', str(watch.condition))
+        self.assertEqual('phase-over=upload', str(watch.condition))
 
     def test_image_track_volume_backed(self):
         compute = mock.Mock(spec=compute_proxy.Proxy)
