@@ -12,10 +12,13 @@
 
 """Text for people: timelines of phases drawn as bars, progress lines."""
 
-from osc_snapphase import engine
+import os
+
+from osc_snapphase import phases
 from osc_snapphase import records
 
 BAR_WIDTH = 40
+PHASE_WIDTH = max(len(p) for p in phases.PHASES)
 
 
 def timeline(track, now=None):
@@ -37,19 +40,64 @@ def timeline(track, now=None):
         offset = min(offset, BAR_WIDTH - 1)
         length = min(length, BAR_WIDTH - offset)
         bar = ' ' * offset + '#' * length
-        lines.append('  %-*s  %-12s %8s  |%-*s|' % (
-            width, seg.task_state or 'none', seg.phase,
+        lines.append('  %-*s  %-*s %8s  |%-*s|' % (
+            width, seg.task_state or 'none', PHASE_WIDTH, seg.phase,
             records.format_duration(duration), BAR_WIDTH, bar))
     return lines
 
 
-def progress(track, elapsed, target=None):
-    """One line: where the server is and for how long we have waited."""
+def terminal_width(stream):
+    """Columns of the terminal a stream writes to, or None.
+
+    ``COLUMNS`` wins when set (as ``shutil.get_terminal_size``); a stream
+    that is no terminal has no width.
+    """
+    columns = os.environ.get('COLUMNS', '')
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if not stream.isatty():
+            return None
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def fit(candidates, width):
+    """The first text that fits in width, else the last one cut short.
+
+    ``width`` None: the first. A line rewritten in place must stay below
+    the width of the terminal, or it wraps: ``width`` is what it may use.
+    """
+    if width is None:
+        return candidates[0]
+    for text in candidates:
+        if len(text) <= width:
+            return text
+    last = candidates[-1]
+    return last[:max(1, width - 1)] + '~' if width > 1 else last[:width]
+
+
+def progress(track, elapsed, target=None, width=None):
+    """One line: where the server is and for how long we have waited.
+
+    Shortened to fit ``width`` columns: the server's name without its ID,
+    then fewer words.
+    """
     task = track.task_state or 'none'
-    text = '%s: %s (%s), capture %s, %s elapsed' % (
-        track.label, task,
-        engine.phases.phase_of(track.task_state), track.capture.state,
-        records.format_duration(elapsed))
-    if target:
-        text += ', waiting for the end of the %s phase' % target
-    return text
+    phase = phases.phase_of(track.task_state)
+    capture = track.capture.state
+    took = records.format_duration(elapsed)
+    name = track.name or track.server_id
+    waiting = (', waiting for the end of the %s phase' % target
+               if target else '')
+    until = ' (until %s over)' % target if target else ''
+    return fit([
+        '%s: %s (%s), capture %s, %s elapsed%s' % (
+            track.label, task, phase, capture, took, waiting),
+        '%s: %s (%s), capture %s, %s elapsed%s' % (
+            name, task, phase, capture, took, waiting),
+        '%s: %s, capture %s, %s%s' % (name, task, capture, took, until),
+        '%s: %s, capture %s, %s' % (name, task, capture, took),
+        '%s %s %s' % (task, capture, took),
+    ], width)

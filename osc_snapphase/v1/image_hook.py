@@ -13,7 +13,9 @@
 """``--wait-phase`` for ``openstack server image create`` and ``openstack
 server backup create``, as a cliff CommandHook."""
 
+import json
 import logging
+import sys
 import time
 
 from cliff import columns
@@ -36,32 +38,70 @@ DEFAULT_TIMEOUT = 3600.0
 
 EPILOG = (
     'osc-snapphase: --wait-phase returns as soon as the chosen phase of the '
-    'image creation is over. snapshot: the disk capture is proven complete '
-    '(the snapshot image is saving, importing or active; for a '
-    'volume-backed server every Cinder snapshot has left creating), after '
-    'which guest writes are safe, on every Nova driver: libvirt copies '
-    'file-backed disks in image_pending_upload and takes RBD snapshots in '
-    'image_uploading, so no task state alone proves it. pending-upload: '
-    'that, and the server is past image_pending_upload. upload: the image '
-    'is active. --os-snapphase-capture-model xenserver judges by the task '
-    'state instead (right only for the removed XenServer and Hyper-V '
-    'drivers). Exit status: 0 done, 1 error or server busy, 2 usage error, '
-    '3 the image creation failed, 124 --wait-phase-timeout reached, 130 '
-    'interrupted, 143 terminated (the image creation goes on in the '
+    'image creation is over. The phases are named after Nova\'s task '
+    'states. snapshot: the disk capture is proven complete (the snapshot '
+    'image is saving, importing or active; for a volume-backed server every '
+    'Cinder snapshot has left creating), after which guest writes are safe, '
+    'on every Nova driver: libvirt copies file-backed disks in '
+    'image_pending_upload and takes RBD snapshots in image_uploading, so no '
+    'task state alone proves it. pending-upload: that, and the server is '
+    'past image_pending_upload. upload: the image is active. '
+    '--os-snapphase-capture-model xenserver judges by the task state '
+    'instead (right only for the removed XenServer and Hyper-V drivers). '
+    'Exit status: 0 done, 1 error, 2 usage error, 3 the image creation '
+    'failed, 5 the server is busy with another task (no image was '
+    'requested; retry once it is idle), 124 --wait-phase-timeout reached, '
+    '130 interrupted, 143 terminated (the image creation goes on in the '
     'cloud). Type the command name in full: abbreviated command names do '
     'not load this option.'
 )
 
 
+class _JSONObject(dict):
+    """A dict that prints as JSON.
+
+    -f value and -f shell print ``str()`` of a column's machine-readable
+    value: a plain dict would come out as Python.
+    """
+
+    def __str__(self):
+        return json.dumps(self, sort_keys=False)
+
+
+def _yaml_knows_json_objects():
+    # cliff's yaml formatter (yaml.safe_dump) refuses dict subclasses; it
+    # has imported yaml before it asks for the value. Importing yaml here
+    # would slow every start-up.
+    yaml = sys.modules.get('yaml')
+    if yaml is not None:
+        yaml.SafeDumper.add_representer(
+            _JSONObject, yaml.SafeDumper.represent_dict)
+
+
 class PhaseDurationsColumn(columns.FormattableColumn):
-    """Seconds per observed phase: a dict for machines, a line for people."""
+    """Seconds per observed phase, JSON-shaped in every format.
+
+    A JSON object for machines (json, yaml, and the JSON text with value
+    and shell) and the same JSON text in a table.
+    """
 
     def human_readable(self):
-        return ', '.join('%s %s' % (phase, records.format_duration(seconds))
-                         for phase, seconds in self._value.items())
+        return str(_JSONObject(self._value))
 
     def machine_readable(self):
-        return dict(self._value)
+        _yaml_knows_json_objects()
+        return _JSONObject(self._value)
+
+
+def _phase(text):
+    """argparse type of --wait-phase: the old phase names warn."""
+    def warn(message):
+        sys.stderr.write('openstack: warning: %s %s: %s\n'
+                         % (OPTION, text, message))
+    try:
+        return conditions.wait_phase(text, warn)
+    except conditions.ConditionError:
+        return text   # argparse's choices say what is valid
 
 
 class WaitPhaseHook(hooks.CommandHook):
@@ -76,6 +116,7 @@ class WaitPhaseHook(hooks.CommandHook):
         parser.add_argument(
             OPTION,
             metavar='<phase>',
+            type=_phase,
             choices=conditions.WAIT_PHASES,
             help='Wait until this phase of the image creation is over, then '
                  'return: snapshot (the disk capture is proven complete; '
@@ -121,12 +162,14 @@ class WaitPhaseHook(hooks.CommandHook):
             raise SystemExit(engine.EXIT_CODES[kind])
         if state.task_state is not None:
             entry = phases.describe(state.task_state)
-            raise exceptions.CommandError(
+            self.cmd.app.stderr.write(
                 'Server %s (%s) is busy: task state %s (%s: %s); Nova would '
                 'refuse a new image (HTTP 409), so none was created. Wait '
                 'for it with: openstack server task-state watch %s --until '
-                'idle' % (server.name, server.id, state.task_state,
-                          entry.phase, entry.description, server.id))
+                'idle\n' % (server.name, server.id, state.task_state,
+                            entry.phase, entry.description, server.id))
+            self.cmd.app.stderr.flush()
+            raise SystemExit(engine.EXIT_CODES[engine.BUSY])
         self._volumes = cloud.volume_ids(server)
         if self._volumes and self._is_backup():
             raise exceptions.CommandError(
@@ -174,7 +217,7 @@ class WaitPhaseHook(hooks.CommandHook):
         except (KeyboardInterrupt, common.Terminated) as exc:
             self._interrupted(common.interruption(exc),
                               self._watch.elapsed() if self._watch else 0.0,
-                              image_id)
+                              image_id, phase)
         except cloud.NoTaskStates as exc:
             raise exceptions.CommandError(str(exc))
         finally:
@@ -190,9 +233,13 @@ class WaitPhaseHook(hooks.CommandHook):
         if self._volumes:
             self._warn_other_snapshots(image_id, block_storage)
 
+        width = report.terminal_width(app.stderr)
+
         def on_poll(watch):
             trap.check()
-            status.show(report.progress(track, watch.elapsed(), phase))
+            status.show(report.progress(
+                track, watch.elapsed(), phase,
+                width=width - 1 if width else None))
         watch = self._watch = cloud.make_watch(
             app.client_manager.compute, app.client_manager.image, [track],
             block_storage=block_storage,
@@ -209,7 +256,8 @@ class WaitPhaseHook(hooks.CommandHook):
         outcome = watch.outcome
         common.quick_exit()
         if outcome.kind != engine.MET:
-            app.stderr.write(self._failure(outcome, track, image_id) + '\n')
+            app.stderr.write(
+                self._failure(outcome, track, image_id, phase) + '\n')
             app.stderr.flush()
             raise SystemExit(outcome.exit_code)
         return self._output(columns, data, track)
@@ -237,20 +285,19 @@ class WaitPhaseHook(hooks.CommandHook):
                     snap.volume_id, self._server.id, snap.id,
                     snap.created_at))
 
-    def _interrupted(self, kind, elapsed, image_id):
+    def _interrupted(self, kind, elapsed, image_id, phase):
         """Say that the image creation goes on; exit 130 or 143."""
         server = self._server
         self.cmd.app.stderr.write(
             '%s after %s: the image creation of %s goes on in the cloud '
-            '(image %s). To follow it: openstack server task-state watch '
-            '%s --until idle\n' % (
+            '(image %s). To follow it: %s\n' % (
                 common.STOPPED_BY[kind],
                 records.format_duration(elapsed), server.name,
-                image_id, server.id))
+                image_id, follow_command(image_id, phase)))
         self.cmd.app.stderr.flush()
         raise SystemExit(engine.EXIT_CODES[kind])
 
-    def _failure(self, outcome, track, image_id):
+    def _failure(self, outcome, track, image_id, phase):
         if outcome.kind == engine.TIMED_OUT:
             stuck = ''
             if track.task_state is not None and track.segments:
@@ -258,17 +305,17 @@ class WaitPhaseHook(hooks.CommandHook):
                 unchanged = (last.end or last.start) - last.start
                 if unchanged >= 0.5 * outcome.elapsed:
                     stuck = (' It may be stuck: task state %s has not changed '
-                             'for %s.' % (track.task_state,
-                                          records.format_duration(unchanged)))
+                             '%s.' % (track.task_state, track.unchanged(
+                                 last.end or last.start)))
             return (
-                'Timed out after %s waiting for server %s. The image creation '
-                'goes on in the cloud: image %s, server in task state %s '
-                '(%s).%s To keep following it: openstack server task-state '
-                'watch %s --until idle' % (
-                    records.format_duration(outcome.elapsed), track.label,
-                    image_id, track.task_state or 'none',
+                'Timed out after %s waiting for the end of the %s phase of '
+                'server %s. The image creation goes on in the cloud: image '
+                '%s, server in task state %s (%s).%s To keep following it: '
+                '%s' % (
+                    records.format_duration(outcome.elapsed), phase,
+                    track.label, image_id, track.task_state or 'none',
                     phases.phase_of(track.task_state), stuck,
-                    track.server_id))
+                    follow_command(image_id, phase)))
         detail = self._action_detail(track.server_id)
         return outcome.message + (' (Nova: %s)' % detail if detail else '')
 
@@ -306,6 +353,12 @@ class WaitPhaseHook(hooks.CommandHook):
             track.phase_durations().items()})
         names, values = zip(*sorted(info.items()))
         return names, values
+
+
+def follow_command(image_id, phase):
+    """The watch that goes on waiting as --wait-phase <phase> did."""
+    return ('openstack server task-state watch --image %s --until '
+            'phase-over=%s' % (image_id, phase))
 
 
 def _format_image(image, columns):

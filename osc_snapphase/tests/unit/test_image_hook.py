@@ -15,6 +15,7 @@
 
 import argparse
 import io
+import json
 from unittest import mock
 
 from openstack.block_storage.v3 import snapshot as volume_snapshot
@@ -120,15 +121,17 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.script([(0, {'OS-EXT-STS:task_state': 'image_uploading'})], [])
         parsed_args = self.parse([self.server.name, '--wait-phase',
                                   'snapshot'])
-        exc = self.assertRaises(exceptions.CommandError, self.hook.before,
-                                parsed_args)
+        exc = self.assertRaises(SystemExit, self.hook.before, parsed_args)
+        # Busy, not an error: a script can retry later.
+        self.assertEqual(5, exc.code)
         self.assertEqual(
             'Server vm1 (%(id)s) is busy: task state image_uploading '
             '(upload: The image is being uploaded (libvirt with RBD takes '
             'its snapshot at the start of this state)); '
             'Nova would refuse a new image (HTTP 409), so none was created. '
             'Wait for it with: openstack server task-state watch %(id)s '
-            '--until idle' % {'id': self.server.id}, str(exc))
+            '--until idle\n' % {'id': self.server.id},
+            self.app.stderr.getvalue())
 
     def test_wait_phase_hook_before_without_option(self):
         parsed_args = self.parse([self.server.name])
@@ -172,8 +175,16 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.assertAlmostEqual(6.0, self.clock.now, delta=0.5)
         self.assertGreaterEqual(self.clock.now, 6.0)
         durations = info['phase_durations'].machine_readable()
-        self.assertEqual(['snapshot', 'pending-upload', 'upload'],
-                         list(durations))
+        # The bounce through image_uploading lasted 0.2 s; the upload
+        # seen at the last poll had no duration yet.
+        self.assertEqual({'snapshot': 1.0, 'pending-upload': 4.831,
+                          'upload': 0.2}, dict(durations))
+        # JSON in every format: -f value and -f shell print str().
+        self.assertEqual(
+            '{"snapshot": 1.0, "pending-upload": 4.831, "upload": 0.2}',
+            str(durations))
+        self.assertEqual(str(durations),
+                         info['phase_durations'].human_readable())
         self.assertEqual(self.image_id, info['id'])
         self.assertIn('Image %s of server vm1 (%s) requested; waiting for '
                       'the end of the snapshot phase (timeout 1h00m)'
@@ -291,9 +302,75 @@ class TestWaitPhaseHook(fakes.TestCommand):
             ['--wait-phase', 'snapshot', '--wait-phase-timeout', '5'])
         self.assertEqual(124, exc.code)
         message = self.app.stderr.getvalue()
-        self.assertIn('Timed out after 5.0s waiting for server vm1', message)
+        self.assertIn('Timed out after 5.0s waiting for the end of the '
+                      'snapshot phase of server vm1', message)
         self.assertIn('image %s' % self.image_id, message)
-        self.assertIn('openstack server task-state watch %s --until idle'
-                      % self.server.id, message)
+        self.assertIn('waiting for the end of the snapshot phase', message)
+        # The follow-up waits for what this command waited for.
+        self.assertIn('To keep following it: openstack server task-state '
+                      'watch --image %s --until phase-over=snapshot'
+                      % self.image_id, message)
         self.assertIn('It may be stuck', message)
         self.assertLessEqual(self.clock.now, 5.0)
+
+    def test_wait_phase_hook_interrupted_hint(self):
+        self.compute_client.find_server.return_value = self.server
+        self.script([(0, {'OS-EXT-STS:task_state': 'image_pending_upload'})],
+                    [(0, {'status': 'queued'})])
+        self.compute_client.find_server.side_effect = None
+
+        def interrupt(seconds):
+            raise KeyboardInterrupt()
+        self.hook.sleep = interrupt
+        exc = self.assertRaises(SystemExit, self.run_hook,
+                                ['--wait-phase', 'pending-upload'])
+        self.assertEqual(130, exc.code)
+        self.assertIn('To follow it: openstack server task-state watch '
+                      '--image %s --until phase-over=pending-upload'
+                      % self.image_id, self.app.stderr.getvalue())
+
+    def test_wait_phase_hook_old_phase_names(self):
+        for old, new in (('disk-capture', 'snapshot'),
+                         ('packaging', 'pending-upload')):
+            with mock.patch('sys.stderr', io.StringIO()) as err:
+                parsed = self.parse([self.server.name, '--wait-phase', old])
+            self.assertEqual(new, parsed.wait_phase)
+            self.assertEqual(
+                "openstack: warning: --wait-phase %s: the phase name %r is "
+                "deprecated and will be refused in the next release; use %r "
+                "(the phases are named after Nova's task states)\n"
+                % (old, old, new), err.getvalue())
+        with mock.patch('sys.stderr', io.StringIO()) as err:
+            self.parse([self.server.name, '--wait-phase', 'snapshot'])
+        self.assertEqual('', err.getvalue())
+
+
+class TestPhaseDurationsColumn(fakes.TestCommand):
+
+    def test_phase_durations_formats(self):
+        """JSON in every cliff format, never a Python dict."""
+        from cliff.formatters import json_format
+        from cliff.formatters import shell
+        from cliff.formatters import value
+        from cliff.formatters import yaml_format
+        column = image_hook.PhaseDurationsColumn(
+            {'snapshot': 2.306, 'pending-upload': 0.5})
+        expected = '{"snapshot": 2.306, "pending-upload": 0.5}'
+        args = mock.Mock(noindent=True, variables=[], prefix='')
+        for formatter, text in (
+                (value.ValueFormatter(), expected + '\n'),
+                (shell.ShellFormatter(),
+                 'phase_durations="%s"\n' % expected.replace('"', '\\"')),
+                (yaml_format.YAMLFormatter(),
+                 'phase_durations:\n  pending-upload: 0.5\n'
+                 '  snapshot: 2.306\n')):
+            out = io.StringIO()
+            formatter.emit_one(['phase_durations'], [column], out, args)
+            self.assertEqual(text, out.getvalue(), formatter)
+        out = io.StringIO()
+        json_format.JSONFormatter().emit_one(['phase_durations'], [column],
+                                             out, args)
+        self.assertEqual({'phase_durations': {'snapshot': 2.306,
+                                              'pending-upload': 0.5}},
+                         json.loads(out.getvalue()))
+        self.assertEqual(expected, column.human_readable())
