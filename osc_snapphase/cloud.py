@@ -30,6 +30,7 @@ from requests import exceptions as requests_exceptions
 
 from osc_snapphase import conditions
 from osc_snapphase import engine
+from osc_snapphase import listing
 from osc_snapphase import phases
 from osc_snapphase import records
 
@@ -165,24 +166,13 @@ def get_json(proxy, path, params=None, time_left=None):
 
 
 def server_state(server):
-    """ServerState from an openstacksdk Server."""
-    fault = server.fault or {}
-    message = fault.get('message') if isinstance(fault, dict) else None
-    if server.status is None and server.vm_state is None:
-        # openstacksdk reads an HTML page or truncated JSON as an empty
-        # body: not a cloud hiding task states, an invalid answer.
-        raise engine.TransientError(
-            'The Compute service sent an answer for server %s that is not '
-            'a valid server (an HTML page or truncated JSON?)' % server.id,
-            malformed=True)
-    if server.vm_state is None and server.power_state is None:
-        raise NoTaskStates(
-            'The cloud does not show task states for server %s: the '
-            'OS-EXT-STS fields are missing from its answer (an old cloud or '
-            'a restrictive policy)' % server.id)
-    return records.ServerState(
-        server.id, server.name, server.status, server.vm_state,
-        server.task_state, server.power_state, message)
+    """ServerState from an openstacksdk Server (``show``).
+
+    The same mapping as the engine's reads of raw JSON
+    (:func:`osc_snapphase.listing.server_state`), on the server's body.
+    """
+    return listing.server_state(server.to_dict(
+        body=True, headers=False, computed=False, original_names=True))
 
 
 class _Bounded:
@@ -209,45 +199,12 @@ class _Bounded:
             session.timeout = previous
 
 
-class ServerFetcher(_Bounded):
-    """``fetch(ids)`` for the engine: one request per poll.
+def ServerFetcher(compute):  # noqa: N802
+    """The engine's server reads: :class:`listing.ServerListing`.
 
-    One server is read with ``GET /servers/{id}``; several with one
-    ``GET /servers/detail``. A server missing from the list is read once
-    more by ID to tell "deleted" from "not in this listing".
+    The name stays for the benchmark tools that still use it.
     """
-
-    def __init__(self, compute):
-        self._compute = compute
-
-    def __call__(self, server_ids):
-        server_ids = list(server_ids)
-        if len(server_ids) == 1:
-            states = {}
-            server = self._get(server_ids[0])
-            if server is not None:
-                states[server.id] = server_state(server)
-            return states
-        wanted = set(server_ids)
-        states = {}
-
-        def listing():
-            return [s for s in self._compute.servers(details=True)
-                    if s.id in wanted]
-        for server in self._bounded(self._compute, listing):
-            states[server.id] = server_state(server)
-        for server_id in wanted - set(states):
-            server = self._get(server_id)
-            if server is not None:
-                states[server.id] = server_state(server)
-        return states
-
-    def _get(self, server_id):
-        try:
-            return self._bounded(self._compute, self._compute.get_server,
-                                 server_id)
-        except sdk_exceptions.ResourceNotFound:
-            return None
+    return listing.ServerListing(compute)
 
 
 def snapshot_ids(properties):
@@ -415,21 +372,31 @@ def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
             sleep(engine.backoff(attempt, transient.retry_after))
 
 
-def make_watch(compute, image, tracks, block_storage=None, **options):
+def make_watch(compute, image, tracks, block_storage=None, fleet=None,
+               model=phases.DEFAULT_CAPTURE_MODEL, **options):
     """An engine.Watch over these proxies, each request bounded.
 
     ``options`` are those of :class:`~osc_snapphase.engine.Watch`; the
     server, image and volume-snapshot lookups get the watch's time left as
     their limit. Without ``block_storage`` the Cinder snapshots of
     volume-backed servers are not followed (their capture stays unknown).
+
+    :param fleet: None: watch the tracks given; a dict of listing filters
+        (``{}`` for every server of the project, ``all_tenants``,
+        ``name``): watch every server that the listing shows, as they come
+        and go, each with a Track of capture model ``model``
     """
-    fetcher = ServerFetcher(compute)
+    reads = listing.ServerListing(compute, fleet=fleet is not None,
+                                  filters=fleet)
+    if fleet is not None:
+        options.setdefault('new_track', lambda state: records.Track(
+            state.id, state.name, capture_model=model))
     images = ImageLookup(image)
     snapshots = (SnapshotLookup(block_storage) if block_storage is not None
                  else None)
-    result = engine.Watch(fetcher, tracks, images=images,
+    result = engine.Watch(reads, tracks, images=images,
                           snapshots=snapshots, **options)
-    for lookup in (fetcher, images, snapshots):
+    for lookup in (reads, images, snapshots):
         if lookup is not None:
             lookup.time_left = result.time_left
     return result
@@ -450,7 +417,7 @@ def capture_model(config=None, explicit=None):
 
 def watch(connection, servers=(), until=None, timeout=None,
           stall_timeout=None, interval=None, notify=None, images=(),
-          capture_model=None):
+          capture_model=None, fleet=None):
     """Watch servers of an openstacksdk Connection; a Python API.
 
     Returns a :class:`~osc_snapphase.engine.Watch`: iterate over it for the
@@ -472,6 +439,11 @@ def watch(connection, servers=(), until=None, timeout=None,
         image-creates (whatever the server backing)
     :param capture_model: ``image-status`` (default) or ``xenserver``; None:
         the connection's ``snapphase_capture_model`` setting
+    :param fleet: a dict of server list filters (``{}``: every server of
+        the project; ``{'all_tenants': True}``, ``{'name': '^web'}``) to
+        watch every server that matches, as they come and go, instead of
+        ``servers`` (see :class:`~osc_snapphase.engine.Watch`,
+        ``new_track``); the watch's ``problems`` then name each failure
     """
     model = capture_model_of(connection, capture_model)
     tracks = []
@@ -489,7 +461,7 @@ def watch(connection, servers=(), until=None, timeout=None,
         condition = conditions.phase_over('upload')
     return make_watch(
         connection.compute, connection.image, tracks,
-        block_storage=connection.block_storage,
+        block_storage=connection.block_storage, fleet=fleet, model=model,
         condition=condition, timeout=timeout,
         stall_timeout=stall_timeout, interval=interval, notify=notify)
 

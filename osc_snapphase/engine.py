@@ -127,7 +127,7 @@ def _key(state, capture):
             state.power_state, capture.state)
 
 
-def _gone(state):
+def is_gone(state):
     return ((state.status or '').upper() == 'DELETED'
             or state.vm_state == 'deleted')
 
@@ -325,7 +325,7 @@ class Watch:
         for server_id, state in answer.states.items():
             track = self._tracks.get(server_id)
             if track is None:
-                if self._new_track is None or _gone(state):
+                if self._new_track is None or is_gone(state):
                     continue
                 track = self._new_track(state)
                 self._tracks[server_id] = track
@@ -369,7 +369,7 @@ class Watch:
             state = records.ServerState(
                 track.server_id, track.name, 'DELETED', 'deleted', None,
                 track.state.power_state if track.state else None)
-        elif _gone(state):
+        elif is_gone(state):
             track.exists = False
         previous = track.state
         previous_key = _key(previous, track.capture) if previous else None

@@ -14,6 +14,7 @@
 """Fakes for the unit tests: a clock, scripted servers and images."""
 
 import datetime
+import json
 from unittest import mock
 import uuid
 
@@ -24,6 +25,7 @@ from openstack import exceptions as sdk_exceptions
 from openstack.image.v2 import _proxy as image_proxy
 from openstack.image.v2 import image as image_v2
 from osc_lib.test import base
+import requests
 
 from osc_snapphase import records
 
@@ -206,6 +208,23 @@ def create_one_image(attrs=None):
     return image_v2.Image(**info)
 
 
+def json_response(body, status=200, headers=None):
+    """A requests Response with a JSON body, as a proxy's get() returns."""
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers['Content-Type'] = 'application/json'
+    response.headers.update(headers or {})
+    response.url = 'http://compute.example/v2.1'
+    return response
+
+
+def server_body(server):
+    """The JSON body of an openstacksdk Server, as Nova shows it."""
+    return server.to_dict(body=True, headers=False, computed=False,
+                          original_names=True)
+
+
 def not_found(what='resource'):
     return sdk_exceptions.ResourceNotFound('No %s found' % what)
 
@@ -251,6 +270,26 @@ class ScriptedCompute:
             if name_or_id in (server.id, server.name):
                 return self.get_server(server.id)
         raise not_found('server %s' % name_or_id)
+
+    def get(self, path, params=None, **kwargs):
+        """The proxy's raw GET of the Compute API's server reads (JSON)."""
+        if path == '/servers/detail':
+            return json_response({'servers': [
+                server_body(s) for s in map(self._server, self.servers)
+                if s is not None]})
+        server = self._server(path.rsplit('/', 1)[-1])
+        if server is None:
+            return json_response({'itemNotFound': {
+                'code': 404, 'message': 'Instance could not be found.'}},
+                404)
+        return json_response({'server': server_body(server)})
+
+    def install(self, compute_client):
+        """Serve the server reads of a mock compute proxy."""
+        compute_client.get_server.side_effect = self.get_server
+        compute_client.servers.side_effect = self.list_servers
+        compute_client.find_server.side_effect = self.find_server
+        compute_client.get.side_effect = self.get
 
 
 class ScriptedImage:

@@ -60,6 +60,7 @@ class TestWaitPhaseHook(fakes.TestCommand):
             self.clock, [self.server], {self.server.id: servers})
         self.compute_client.find_server.side_effect = compute.find_server
         self.compute_client.get_server.side_effect = compute.get_server
+        self.compute_client.get.side_effect = compute.get
         self.compute_client.server_actions.return_value = []
         image = fakes.ScriptedImage(self.clock, {self.image_id: images})
         self.image_client.get_image.side_effect = image.get_image

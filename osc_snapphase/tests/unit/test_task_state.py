@@ -221,9 +221,7 @@ class TestTaskStateWatch(TestTaskState):
     def script(self, timelines, servers=None):
         servers = servers or [self.server]
         scripted = fakes.ScriptedCompute(self.clock, servers, timelines)
-        self.compute_client.find_server.side_effect = scripted.find_server
-        self.compute_client.get_server.side_effect = scripted.get_server
-        self.compute_client.servers.side_effect = scripted.list_servers
+        scripted.install(self.compute_client)
 
         def image_list(url, params=None):
             body = fakes._at(self.images, self.clock())
@@ -373,7 +371,10 @@ class TestTaskStateWatch(TestTaskState):
             self.cmd, ['vm1', 'vm2', '--until', 'idle'], [])
         columns, rows = self.cmd.take_action(parsed_args)
         self.assertEqual(['vm1', 'vm2'], [r[2] for r in rows])
-        self.compute_client.servers.assert_called_once_with(details=True)
+        # One listing as JSON, no SDK object per server, no read by ID.
+        self.assertEqual(['/servers/detail'], [
+            c.args[0] for c in self.compute_client.get.call_args_list])
+        self.compute_client.servers.assert_not_called()
         self.compute_client.get_server.assert_not_called()
 
     def test_task_state_watch_run_met(self):
