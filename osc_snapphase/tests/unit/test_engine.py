@@ -749,3 +749,218 @@ class TestBackoff(testtools.TestCase):
     def test_backoff_long_outage(self):
         # Thousands of failures (hours without --timeout): no overflow.
         self.assertEqual(engine.MAX_BACKOFF, engine.backoff(5000))
+
+
+class FleetFetch:
+    """A fleet's fetch: answers only what changed since the last call.
+
+    :param timelines: ``{server_id: [(time, ServerState or None), ...]}``;
+        before its first entry a server does not exist yet
+    """
+
+    def __init__(self, clock, timelines):
+        self.clock = clock
+        self.timelines = timelines
+        self.last = {}
+        self.calls = 0
+
+    def __call__(self, server_ids):
+        self.calls += 1
+        now = self.clock()
+        answer = engine.Answer({}, [])
+        for server_id, timeline in self.timelines.items():
+            state = fakes._at(timeline, now)
+            if state != self.last.get(server_id):
+                if state is None:
+                    answer.deleted.append(server_id)
+                else:
+                    answer.states[server_id] = state
+            self.last[server_id] = state
+        return answer
+
+
+class TestFleet(EngineTestCase):
+    """A fleet watch: servers come and go, work grows with the changes."""
+
+    def fleet(self, size=200, busy=(), **kwargs):
+        """200 idle servers; ``busy``: {index: timeline of task states}."""
+        self.ids = ['srv-%03d' % n for n in range(size)]
+        timelines = {}
+        for n, server_id in enumerate(self.ids):
+            tasks = dict(busy).get(n, [(0, None)])
+            timelines[server_id] = [
+                (t, None if task == 'gone' else fakes.server_state(
+                    server_id, task, name='vm%d' % n))
+                for t, task in tasks]
+        timelines.update(kwargs.pop('extra', {}))
+        self.fetch = FleetFetch(self.clock, timelines)
+        condition = kwargs.pop('condition', None)
+        if 'until' in kwargs:
+            condition = conditions.parse_until(kwargs.pop('until'))
+        kwargs.setdefault('timeout', 60)
+        kwargs.setdefault('interval', 1)
+        return engine.Watch(
+            self.fetch, (), condition=condition, clock=self.clock,
+            sleep=self.clock.sleep, wall=self.clock.wall,
+            notify=self.notes.append,
+            new_track=lambda state: records.Track(state.id, state.name),
+            **kwargs)
+
+    SNAPSHOT = [(0, None), (3, 'image_snapshot'), (5, 'image_uploading'),
+                (8, None)]
+
+    def test_fleet_rows_only_for_the_servers_that_change(self):
+        watch = self.fleet(busy={7: self.SNAPSHOT, 50: self.SNAPSHOT,
+                                 199: self.SNAPSHOT}, timeout=20)
+        rows = list(watch)
+        self.assertEqual(
+            {'srv-007', 'srv-050', 'srv-199'}, {c.server_id for c in rows})
+        self.assertEqual(
+            ['image_snapshot', 'image_uploading', None],
+            [c.task_state for c in rows if c.server_id == 'srv-050'])
+        self.assertEqual(200, len(watch))
+        self.assertEqual(3, len(watch.changed))
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+
+    def test_fleet_poll_with_nothing_changed_does_no_track_work(self):
+        observed = []
+        judged = []
+        condition = conditions.Condition(
+            'counted', lambda t: judged.append(t) or False)
+        watch = self.fleet(busy={7: self.SNAPSHOT}, condition=condition,
+                           timeout=20)
+        real_observe = watch._observe
+
+        def observe(track, state, quiet=False):
+            observed.append(track.server_id)
+            return real_observe(track, state, quiet)
+        watch._observe = observe
+        work = []
+        watch._on_poll = lambda w: work.append((len(observed), len(judged)))
+        list(watch)
+        # First poll: every server once; then only srv-007, at each poll
+        # while its snapshot runs (3 s to 8 s).
+        self.assertEqual((200, 200), work[0])
+        self.assertEqual(['srv-007'] * 6, observed[200:])
+        # From the poll after its last change on, nothing more is done.
+        quiet = work[8:]
+        self.assertGreater(len(quiet), 5)
+        self.assertEqual({work[8]}, set(quiet))
+        self.assertEqual(20, self.fetch.calls)
+
+    def test_fleet_busy_at_start_shown(self):
+        watch = self.fleet(size=3, busy={1: [(0, 'image_uploading'),
+                                             (2, None)]}, until='idle')
+        rows = list(watch)
+        self.assertEqual([('srv-001', 'image_uploading'), ('srv-001', None)],
+                         [(c.server_id, c.task_state) for c in rows])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+
+    def test_fleet_servers_created_and_deleted(self):
+        new = fakes.server_state('srv-new', name='new')
+        watch = self.fleet(
+            size=5, busy={2: [(0, None), (4, 'deleting'), (5, 'gone')]},
+            extra={'srv-new': [(3, new)]}, timeout=10)
+        rows = list(watch)
+        self.assertEqual(
+            [('srv-new', 'ACTIVE', 3.0), ('srv-002', 'ACTIVE', 4.0),
+             ('srv-002', 'DELETED', 5.0)],
+            [(c.server_id, c.status, (c.time - fakes.EPOCH).total_seconds())
+             for c in rows])
+        # The deleted server left the watch; no failure.
+        self.assertEqual(5, len(watch))
+        self.assertNotIn('srv-002', [t.server_id for t in watch.tracks])
+        self.assertEqual(['srv-002'], [t.server_id for t in watch.departed])
+        self.assertEqual([], watch.problems)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+
+    def test_fleet_until_idle_holds_for_all(self):
+        watch = self.fleet(busy={
+            3: [(0, 'image_snapshot'), (4, None)],
+            9: [(0, None), (2, 'rebooting'), (6, None)]}, until='idle')
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(6.0, watch.outcome.elapsed)
+
+    def test_fleet_empty_project_until_idle(self):
+        watch = self.fleet(size=0, until='idle')
+        self.assertEqual([], list(watch))
+        self.assertEqual(engine.MET, watch.outcome.kind)
+
+    def test_fleet_failures_named_and_the_watch_goes_on(self):
+        # Two image operations fail at 4 s and 7 s; a third one succeeds
+        # at 9 s: the watch ends then, exit 3, naming both failures.
+        def image(image_id, status):
+            return fakes.image_state(image_id, status)
+        images = fakes.FakeImages(self.clock, {
+            'img-a': [(0, image('img-a', 'queued')), (4, None)],
+            'img-b': [(0, image('img-b', 'saving')),
+                      (7, image('img-b', 'killed'))],
+            'img-c': [(0, image('img-c', 'saving')),
+                      (9, image('img-c', 'active'))],
+        }, {'srv-001': 'img-a', 'srv-002': 'img-b', 'srv-003': 'img-c'})
+        watch = self.fleet(size=10, busy={
+            1: [(0, 'image_snapshot'), (4, None)],
+            2: [(0, 'image_uploading'), (7, None)],
+            3: [(0, 'image_uploading'), (9, None)]},
+            until='idle', images=images)
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(3, watch.outcome.exit_code)
+        self.assertEqual(9.0, watch.outcome.elapsed)
+        self.assertEqual(['srv-001', 'srv-002'],
+                         [p.server_id for p in watch.problems])
+        lines = watch.outcome.message.split('\n')
+        self.assertEqual(3, len(lines))
+        self.assertIn('server vm1 (srv-001) ended without an active image',
+                      lines[0])
+        self.assertIn('image img-b is killed', lines[1])
+        self.assertEqual(
+            'Condition idle met after 9.0s for the other servers', lines[2])
+        self.assertEqual('srv-001', watch.outcome.server_id)
+        # Each failure was said when it happened.
+        self.assertEqual(lines[:2], self.notes)
+
+    def test_fleet_error_only_when_gone_to_during_the_watch(self):
+        broken = [(0, None)]
+        watch = self.fleet(size=3, busy={0: broken, 1: [(0, None)]},
+                           timeout=5)
+        self.fetch.timelines['srv-000'] = [(0, self.state(
+            server_id='srv-000', vm_state='error', status='ERROR'))]
+        self.fetch.timelines['srv-001'] = [
+            (0, self.state(server_id='srv-001')),
+            (2, self.state(server_id='srv-001', vm_state='error',
+                           status='ERROR', fault='No valid host'))]
+        list(watch)
+        self.assertEqual(['srv-001'], [p.server_id for p in watch.problems])
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertIn('went to vm_state error after 2.0s: No valid host',
+                      watch.outcome.message)
+
+    def test_fleet_stall_recorded(self):
+        watch = self.fleet(size=4, busy={2: [(0, 'rebooting')]},
+                           stall_timeout=3, timeout=6)
+        list(watch)
+        self.assertEqual(engine.STALLED, watch.outcome.kind)
+        self.assertEqual(4, watch.outcome.exit_code)
+        self.assertEqual(1, len(watch.problems))
+        self.assertTrue(watch.outcome.message.endswith(
+            'Timed out after 6.0s; 4 servers watched, none busy'))
+
+    def test_fleet_timeout_names_at_most_some(self):
+        busy = {n: [(0, 'image_uploading')] for n in range(15)}
+        watch = self.fleet(size=20, busy=busy, until='idle', timeout=2)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        self.assertEqual(engine.MAX_NAMED + 1,
+                         watch.outcome.message.count(';'))
+        self.assertTrue(watch.outcome.message.endswith('; and 5 more'))
+
+    def test_segments_bounded(self):
+        flips = [(t, 'rebooting' if t % 2 else None)
+                 for t in range(engine.MAX_SEGMENTS + 20)]
+        watch = self.fleet(size=1, busy={0: flips},
+                           timeout=engine.MAX_SEGMENTS + 20)
+        list(watch)
+        self.assertEqual(engine.MAX_SEGMENTS,
+                         len(watch.tracks[0].segments))
