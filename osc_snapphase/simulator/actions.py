@@ -21,6 +21,11 @@ from osc_snapphase.simulator import tasks
 SNAPSHOT_VM_STATES = ('active', 'stopped', 'paused', 'suspended')
 VOLUME_SNAPSHOT_VM_STATES = SNAPSHOT_VM_STATES + ('shelved',
                                                   'shelved_offloaded')
+# nova 34 vm_states.ALLOW_HARD_REBOOT and task_states.ALLOW_REBOOT.
+REBOOT_HARD_VM_STATES = ('active', 'stopped', 'paused', 'suspended', 'error')
+REBOOT_HARD_TASK_STATES = (None, 'rebooting', 'reboot_pending',
+                           'reboot_started', 'resuming', 'rebooting_hard',
+                           'unpausing', 'pausing', 'suspending')
 
 
 def _conflict(action, server, attr):
@@ -29,10 +34,10 @@ def _conflict(action, server, attr):
                       % (action, server['id'], attr, server[attr]))
 
 
-def _check_state(action, server, vm_states):
+def _check_state(action, server, vm_states, task_states=(None,)):
     if server['vm_state'] not in vm_states:
         return _conflict(action, server, 'vm_state')
-    if server['task_state'] is not None:
+    if server['task_state'] not in task_states:
         return _conflict(action, server, 'task_state')
     return None
 
@@ -95,12 +100,21 @@ def create_backup(cloud, req, server, body):
     return _image_reply(cloud, req, image)
 
 
+def _locked(server, ctx):
+    """409 for a locked server unless the caller is an admin (nova 34)."""
+    if server['locked'] and not ctx['is_admin']:
+        return rest.error(409, 'conflictingRequest',
+                          'Instance %s is locked' % server['id'])
+    return None
+
+
 def _power(on):
     name = 'start' if on else 'stop'
 
     def handler(cloud, req, server, body):
         states = ('stopped',) if on else ('active', 'error')
-        error = _check_state(name, server, states)
+        error = _locked(server, req.ctx) or _check_state(name, server,
+                                                         states)
         if error:
             return error
         action = tasks.record_action(cloud, server, name, req.ctx)
@@ -108,6 +122,34 @@ def _power(on):
         tasks.power(cloud, server, on)
         return rest.Response(202)
     return handler
+
+
+def reboot(cloud, req, server, body):
+    """Reboot a server as nova 34 does.
+
+    SOFT from ACTIVE with no task state; HARD also from SHUTOFF, PAUSED,
+    SUSPENDED or ERROR, and over a reboot under way.
+    """
+    kind = body.get('type') if isinstance(body, dict) else None
+    if not isinstance(kind, str) or kind.upper() not in ('SOFT', 'HARD') or (
+            kind not in (kind.upper(), kind.lower(), kind.title())):
+        return _bad('reboot/type', kind, "%r is not one of ['HARD', "
+                    "'Hard', 'hard', 'SOFT', 'Soft', 'soft']" % kind)
+    hard = kind.upper() == 'HARD'
+    error = _locked(server, req.ctx)
+    if error:
+        return error
+    if hard:
+        error = _check_state('reboot', server, REBOOT_HARD_VM_STATES,
+                             REBOOT_HARD_TASK_STATES)
+    else:
+        error = _check_state('reboot', server, ('active',))
+    if error:
+        return error
+    action = tasks.record_action(cloud, server, 'reboot', req.ctx)
+    tasks.add_event(action, 'compute_reboot_instance')
+    tasks.reboot(cloud, server, hard)
+    return rest.Response(202)
 
 
 def reset_state(cloud, req, server, body):
@@ -140,6 +182,7 @@ ACTIONS = {
     'createBackup': create_backup,
     'os-stop': _power(False),
     'os-start': _power(True),
+    'reboot': reboot,
     'os-resetState': reset_state,
     'lock': _lock(True),
     'unlock': _lock(False),

@@ -53,7 +53,8 @@ DEFAULT_DURATIONS = {
     'deleted_retention': 300.0,
 }
 # Steps an operation can be held at (see Cloud.checkpoint).
-HOLD_STEPS = drivers.STEPS + ('volume_snapshot',)
+# (reboot: a reboot's first task state; power: powering-off/-on.)
+HOLD_STEPS = drivers.STEPS + ('volume_snapshot', 'reboot', 'power')
 REGION = 'RegionOne'
 DOMAIN = {'id': 'default', 'name': 'Default'}
 
@@ -68,6 +69,7 @@ _STATUS = {
 _TASK_STATUS = {
     'rebooting': 'REBOOT', 'reboot_pending': 'REBOOT',
     'reboot_started': 'REBOOT', 'rebooting_hard': 'HARD_REBOOT',
+    'reboot_pending_hard': 'HARD_REBOOT', 'reboot_started_hard': 'HARD_REBOOT',
     'rebuilding': 'REBUILD', 'migrating': 'MIGRATING',
     'resize_prep': 'RESIZE', 'resize_migrating': 'RESIZE',
     'resize_migrated': 'RESIZE', 'resize_finish': 'RESIZE',
@@ -119,7 +121,8 @@ def server_status(server):
     vm_state = server['vm_state']
     if vm_state in ('active', 'stopped'):
         status = _TASK_STATUS.get(server['task_state'])
-        if status and (vm_state == 'active' or status != 'REBOOT'):
+        if status and (vm_state == 'active'
+                       or status in ('RESIZE', 'REBUILD')):
             return status
     return _STATUS.get(vm_state, 'UNKNOWN')
 

@@ -23,6 +23,11 @@ from osc_snapphase.simulator import glance
 PHASE_NAMES = drivers.STEPS
 FAULT_KINDS = ('driver_error', 'image_deleted', 'stuck', 'stuck_saving',
                'server_deleted', 'vm_error')
+# A reboot's task states, soft (False) and hard (True), as nova 34.
+REBOOT_STATES = {
+    False: ('rebooting', 'reboot_pending', 'reboot_started'),
+    True: ('rebooting_hard', 'reboot_pending_hard', 'reboot_started_hard'),
+}
 TRACEBACK = ('Traceback (most recent call last):\n'
              '  File "/opt/stack/nova/nova/compute/manager.py", line %d, '
              'in %s\n'
@@ -135,6 +140,7 @@ def delete(cloud, server):
 
 
 def power(cloud, server, on):
+    """powering-on/-off (held at 'power'), then ACTIVE or SHUTOFF (4)."""
     cloud.update_server(server, task_state='powering-on' if on
                         else 'powering-off')
 
@@ -144,7 +150,30 @@ def power(cloud, server, on):
             return
         cloud.update_server(server, vm_state='active' if on else 'stopped',
                             power_state=1 if on else 4, task_state=None)
-    cloud.later('power', done)
+    cloud.checkpoint(server, 'power', lambda: cloud.later('power', done))
+
+
+def reboot(cloud, server, hard):
+    """A reboot's task states as nova 34's compute manager writes them.
+
+    rebooting (held at 'reboot') -> reboot_pending -> reboot_started ->
+    none, ACTIVE and running (the _hard states for a hard reboot), in
+    the 'power' duration. A hard reboot replaces a soft one.
+    """
+    states = REBOOT_STATES[hard]
+    cloud.update_server(server, task_state=states[0])
+    share = cloud.duration('power') / len(states)
+
+    def step(index):
+        if server['task_state'] != states[index - 1]:
+            return      # deleted, or another reboot took over
+        if index < len(states):
+            cloud.update_server(server, task_state=states[index])
+            cloud.later(share, step, index + 1)
+        else:
+            cloud.update_server(server, vm_state='active', power_state=1,
+                                task_state=None)
+    cloud.checkpoint(server, 'reboot', lambda: cloud.later(share, step, 1))
 
 
 class Operation:
