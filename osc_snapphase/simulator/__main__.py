@@ -129,25 +129,36 @@ def main(argv=None):
     cloud.config['old_nova_actions'] = args.old_nova_actions
     cloud.config['driver'] = args.driver
     state_dir = args.state_dir or tempfile.mkdtemp(prefix='snapsim-')
-    sim.write_state(state_dir)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_a: stop.set())
-    sim.start()
-    info = {'auth_url': sim.auth_url, 'control_url': sim.control_url,
-            'state_dir': state_dir, 'pid': os.getpid()}
-    if args.ready_file:
-        with open(args.ready_file + '.tmp', 'w') as stream:
-            json.dump(info, stream)
-        os.replace(args.ready_file + '.tmp', args.ready_file)
-    sys.stdout.write('snapsim ready: auth_url=%s control_url=%s '
-                     'state_dir=%s pid=%d\n' % (
-                         sim.auth_url, sim.control_url, state_dir,
-                         os.getpid()))
-    sys.stdout.flush()
-    while not stop.wait(0.5):
-        pass
-    sim.stop()
+    try:
+        sim.write_state(state_dir)
+        sim.start()
+        info = {'auth_url': sim.auth_url, 'control_url': sim.control_url,
+                'state_dir': state_dir, 'pid': os.getpid()}
+        if args.ready_file:
+            with open(args.ready_file + '.tmp', 'w') as stream:
+                json.dump(info, stream)
+            os.replace(args.ready_file + '.tmp', args.ready_file)
+        sys.stdout.write('snapsim ready: auth_url=%s control_url=%s '
+                         'state_dir=%s pid=%d\n' % (
+                             sim.auth_url, sim.control_url, state_dir,
+                             os.getpid()))
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        # What it wrote goes with it: its clouds leave clouds.yaml.
+        sim.stop()
+        sim.remove_state()
+        if args.ready_file and os.path.exists(args.ready_file):
+            os.remove(args.ready_file)
+        if not args.state_dir:
+            try:
+                os.rmdir(state_dir)
+            except OSError:
+                pass
     return 0
 
 

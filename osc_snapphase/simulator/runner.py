@@ -13,10 +13,11 @@
 """Assemble, start and stop the simulator; write clouds.yaml and openrc."""
 
 import ipaddress
-import json
 import os
 import shlex
 import threading
+
+import yaml
 
 from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import glance
@@ -63,6 +64,8 @@ class Simulator:
         seed(self.cloud)
         self.httpd = server_mod.SimServer(self.cloud, (host, port), verbose)
         self._thread = None
+        self._clouds_yaml = None
+        self._written = []
 
     @property
     def auth_url(self):
@@ -95,17 +98,14 @@ class Simulator:
                 'user_domain_name': 'Default',
                 'project_domain_name': 'Default'}
 
-    def clouds_yaml(self):
-        lines = ['clouds:']
-        for name, user in ((self.cloud.cloud_name, 'demo'),
-                           (self.cloud.cloud_name + '-admin', 'admin')):
-            lines += ['  %s:' % json.dumps(name), '    auth:']
-            lines += ['      %s: %s' % (k, json.dumps(v))
-                      for k, v in self._auth(user).items()]
-            lines += ['    region_name: %s' % cloud_mod.REGION,
-                      '    interface: public',
-                      '    identity_api_version: 3']
-        return '\n'.join(lines) + '\n'
+    def clouds(self):
+        """The clouds.yaml entries: the member's cloud and the admin's."""
+        return {name: {'auth': self._auth(user),
+                       'region_name': cloud_mod.REGION,
+                       'interface': 'public', 'identity_api_version': 3}
+                for name, user in ((self.cloud.cloud_name, 'demo'),
+                                   (self.cloud.cloud_name + '-admin',
+                                    'admin'))}
 
     def env(self, user='demo'):
         auth = self._auth(user)
@@ -124,14 +124,74 @@ class Simulator:
                        for k, v in self.env(user).items())
 
     def write_state(self, state_dir):
-        """Write clouds.yaml, openrc and openrc-admin into state_dir."""
+        """Write clouds.yaml, openrc and openrc-admin into state_dir.
+
+        Clouds of another name in an existing clouds.yaml are kept.
+        """
         os.makedirs(state_dir, exist_ok=True)
-        for name, text in (('clouds.yaml', self.clouds_yaml()),
-                           ('openrc', self.openrc()),
-                           ('openrc-admin', self.openrc('admin'))):
+        self._clouds_yaml = os.path.join(state_dir, 'clouds.yaml')
+        _write(self._clouds_yaml, _merged(self._clouds_yaml, self.clouds()))
+        for name, user in (('openrc', 'demo'), ('openrc-admin', 'admin')):
             path = os.path.join(state_dir, name)
-            fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT
-                         | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, 'w') as stream:
-                stream.write(text)
-            os.replace(path + '.tmp', path)
+            _write(path, self.openrc(user))
+            self._written.append(path)
+
+    def remove_state(self):
+        """Undo write_state: our clouds leave clouds.yaml, files go.
+
+        Other clouds stay; the file goes when none is left. Our clouds
+        are removed only while they still point at this simulator.
+        """
+        for path in self._written:
+            _remove(path)
+        self._written = []
+        path, self._clouds_yaml = self._clouds_yaml, None
+        if path is None:
+            return
+        data = _load(path)
+        clouds = data.get('clouds') or {}
+        for name in self.clouds():
+            if (clouds.get(name) or {}).get('auth', {}).get(
+                    'auth_url') == self.auth_url:
+                del clouds[name]
+        if clouds or set(data) - {'clouds'}:
+            _write(path, _dump(data))
+        else:
+            _remove(path)
+
+
+def _load(path):
+    try:
+        with open(path) as stream:
+            data = yaml.safe_load(stream)
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _dump(data):
+    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+
+
+def _merged(path, clouds):
+    data = _load(path)
+    if not isinstance(data.get('clouds'), dict):
+        data['clouds'] = {}
+    data['clouds'].update(clouds)
+    return _dump(data)
+
+
+def _write(path, text):
+    """Replace path atomically, readable by its owner only."""
+    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                 0o600)
+    with os.fdopen(fd, 'w') as stream:
+        stream.write(text)
+    os.replace(path + '.tmp', path)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

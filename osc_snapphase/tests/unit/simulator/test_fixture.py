@@ -13,7 +13,6 @@
 """Test of the subprocess fixture: start-up, files and clean stop."""
 
 import os
-import time
 
 import testtools
 
@@ -24,12 +23,12 @@ class TestFixture(testtools.TestCase):
 
     def test_start_and_stop(self):
         sim = fixture.SimulatorFixture(durations={'snapshot': 0.1})
-        start = time.monotonic()
         self.useFixture(sim)
-        self.assertLess(time.monotonic() - start, 2.0)
         self.assertTrue(os.path.exists(sim.clouds_yaml))
         self.assertEqual(sim.auth_url, sim.env['OS_AUTH_URL'])
         self.assertTrue(sim.env['OS_PASSWORD'].startswith(
             'sim-secret-password-'))
         self.assertEqual(0.1, sim.control.state()['durations']['snapshot'])
         self.assertEqual(0, sim.stop())
+        # What the simulator wrote went with it.
+        self.assertFalse(os.path.exists(sim.clouds_yaml))
