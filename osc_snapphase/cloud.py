@@ -22,10 +22,10 @@ import json
 import logging
 import time
 import types
+import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
-from openstack import resource
 from requests import exceptions as requests_exceptions
 
 from osc_snapphase import conditions
@@ -175,30 +175,6 @@ def server_state(server):
         body=True, headers=False, computed=False, original_names=True))
 
 
-class _Bounded:
-    """Limit the requests of a proxy to the time left, and to a minute.
-
-    Without it a request that hangs (or answers after minutes) would hold
-    the watch past its --timeout, or forever without one: the engine only
-    looks at the clock between polls. A request cut short is a
-    ConnectTimeout, a transient fault: the engine retries it, or ends with
-    its timeout.
-    """
-
-    time_left = None    # set by the owner: a callable, seconds or None
-
-    def _bounded(self, proxy, function, *args):
-        session = getattr(proxy, 'session', None)
-        if not hasattr(session, 'timeout'):
-            return _call(function, *args)
-        previous = session.timeout
-        session.timeout = request_timeout(session, self.time_left)
-        try:
-            return _call(function, *args)
-        finally:
-            session.timeout = previous
-
-
 def ServerFetcher(compute):  # noqa: N802
     """The engine's server reads: :class:`listing.ServerListing`.
 
@@ -228,70 +204,88 @@ def snapshot_ids(properties):
                  if isinstance(bdm, dict) and bdm.get('snapshot_id'))
 
 
+def _json_object(body, key=None, what='answer'):
+    """The JSON object of an answer (or its ``key``); malformed if not one.
+
+    A proxy or a broken service can answer 200 with valid JSON that is not
+    the API's object (``null``, a list, a string): not an answer either.
+    """
+    if key is not None and isinstance(body, dict):
+        body = body.get(key)
+    if not isinstance(body, dict):
+        raise engine.TransientError(
+            'The cloud sent a %s that is not a JSON object' % what,
+            malformed=True)
+    return body
+
+
 def image_state(body):
-    """ImageState from a Glance v2 image (a dict or an SDK Image)."""
-    if not isinstance(body, resource.Resource):
-        properties = body
-        get = body.get
-    else:
-        properties = dict(body.properties or {})
-        for key in ('block_device_mapping', 'instance_uuid'):
-            value = getattr(body, key, None)
-            if value is not None:
-                properties[key] = value
-
-        def get(key):
-            return getattr(body, key, None)
+    """ImageState from a Glance v2 image (its JSON object)."""
     return records.ImageState(
-        get('id'), get('name'), get('status'), snapshot_ids(properties),
-        properties.get('instance_uuid'))
+        body.get('id'), body.get('name'), body.get('status'),
+        snapshot_ids(body), body.get('instance_uuid'))
 
 
-class ImageLookup(_Bounded):
-    """``get`` and ``latest`` image lookups for the engine (Glance v2)."""
+def snapshot_state(body):
+    """SnapshotState from a Cinder v3 snapshot (its JSON object)."""
+    return records.SnapshotState(body.get('id'), body.get('volume_id'),
+                                 body.get('status'), body.get('created_at'))
+
+
+def _path(template, resource_id):
+    return template % urllib.parse.quote(str(resource_id), safe='')
+
+
+class ImageLookup:
+    """``get`` and ``latest`` image lookups for the engine (Glance v2).
+
+    Each reads the Image API's JSON through the proxy (:func:`get_json`),
+    its read timeout bounded by ``time_left``.
+
+    :param image: the openstacksdk image proxy
+    """
+
+    time_left = None    # set by the owner: a callable, seconds or None
 
     def __init__(self, image):
         self._image = image
 
     def get(self, image_id):
+        """The ImageState of an image, None if it does not exist."""
         try:
-            image = self._bounded(self._image, self._image.get_image,
-                                  image_id)
+            body = get_json(self._image, _path('/images/%s', image_id),
+                            time_left=self.time_left)
         except sdk_exceptions.ResourceNotFound:
             return None
-        return image_state(image)
+        return image_state(_json_object(body, what='image'))
 
     def latest(self, server_id):
+        """The newest image with ``instance_uuid=server_id``, or None."""
         # The SDK's Image query mapping drops unknown filters such as
-        # instance_uuid, so ask the Image API through the proxy itself
-        # (same session, same endpoint, no hand-made HTTP).
-        def newest():
-            response = self._image.get(
-                '/images',
-                params={'instance_uuid': server_id,
-                        'sort_key': 'created_at',
-                        'sort_dir': 'desc',
-                        'limit': 1})
-            sdk_exceptions.raise_from_response(response)
-            return response.json().get('images') or []
-        images = self._bounded(self._image, newest)
+        # instance_uuid; the Image API itself filters on any property.
+        body = get_json(
+            self._image, '/images',
+            params={'instance_uuid': server_id, 'sort_key': 'created_at',
+                    'sort_dir': 'desc', 'limit': 1},
+            time_left=self.time_left)
+        images = _json_object(body, what='image list').get('images') or []
         if not images:
             return None
-        return image_state(images[0])
+        return image_state(_json_object(images[0], what='image'))
 
 
-def _snapshot_state(snapshot):
-    return records.SnapshotState(snapshot.id, snapshot.volume_id,
-                                 snapshot.status, snapshot.created_at)
-
-
-class SnapshotLookup(_Bounded):
+class SnapshotLookup:
     """Cinder snapshot lookups for volume-backed servers (block storage).
+
+    Each reads the Block Storage API's JSON through the proxy
+    (:func:`get_json`), its read timeout bounded by ``time_left``.
 
     :param block_storage: the openstacksdk block-storage proxy
         (``client_manager.volume`` in OpenStackClient), or a function that
         returns it, called when a snapshot is first read
     """
+
+    time_left = None    # set by the owner: a callable, seconds or None
 
     def __init__(self, block_storage):
         self._source = block_storage
@@ -304,23 +298,31 @@ class SnapshotLookup(_Bounded):
         return self._proxy
 
     def get(self, snapshot_id):
+        """The SnapshotState of a snapshot, None if it does not exist."""
         try:
-            snapshot = self._bounded(self._volume, self._volume.get_snapshot,
-                                     snapshot_id)
+            body = get_json(self._volume,
+                            _path('/snapshots/%s', snapshot_id),
+                            time_left=self.time_left)
         except sdk_exceptions.ResourceNotFound:
             return None
-        return _snapshot_state(snapshot)
+        return snapshot_state(_json_object(body, 'snapshot', 'snapshot'))
 
     def of_volumes(self, volume_ids):
-        """The snapshots of these volumes, newest first."""
-        def listing():
-            found = []
-            for volume_id in volume_ids:
-                found.extend(self._volume.snapshots(details=True,
-                                                    volume_id=volume_id))
-            return found
-        found = [_snapshot_state(s)
-                 for s in self._bounded(self._volume, listing)]
+        """The snapshots of these volumes, newest first.
+
+        One listing per volume; Cinder lists the newest first, so its first
+        page (up to its ``osapi_max_limit``, 1000 by default) holds every
+        snapshot still creating.
+        """
+        found = []
+        for volume_id in volume_ids:
+            body = get_json(self._volume, '/snapshots/detail',
+                            params={'volume_id': volume_id},
+                            time_left=self.time_left)
+            found.extend(
+                snapshot_state(_json_object(item, what='snapshot'))
+                for item in _json_object(
+                    body, what='snapshot list').get('snapshots') or [])
         return sorted(found, key=lambda s: s.created_at or '', reverse=True)
 
     def creating(self, volume_ids):
@@ -484,14 +486,17 @@ def image_track(compute, image_proxy, block_storage, name_or_id,
     first Cinder snapshot's volume and that volume's attachment.
     """
     image = image_proxy.find_image(name_or_id, ignore_missing=False)
-    state = image_state(image)
+    state = ImageLookup(image_proxy).get(image.id)
+    if state is None:
+        raise sdk_exceptions.ResourceNotFound(
+            'No Image found for %s' % name_or_id)
     server_id = state.instance_uuid
     if server_id is None and state.snapshot_ids and block_storage:
-        block_storage = resolve(block_storage)
-        snapshot = block_storage.get_snapshot(state.snapshot_ids[0])
-        volume = block_storage.get_volume(snapshot.volume_id)
-        for attachment in volume.attachments or []:
-            server_id = attachment.get('server_id') or server_id
+        snapshot = SnapshotLookup(block_storage).get(state.snapshot_ids[0])
+        if snapshot is not None:
+            volume = resolve(block_storage).get_volume(snapshot.volume_id)
+            for attachment in volume.attachments or []:
+                server_id = attachment.get('server_id') or server_id
     if server_id is None:
         raise ImageNotFollowable(
             'Image %s names no server (no instance_uuid, no attached '

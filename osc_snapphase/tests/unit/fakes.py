@@ -299,10 +299,46 @@ class ScriptedImage:
         self.clock = clock
         self.timelines = timelines
 
-    def get_image(self, image_id):
+    def _body(self, image_id):
         attrs = _at(self.timelines.get(image_id, []), self.clock())
         if attrs is None:
-            raise not_found('image %s' % image_id)
+            return None
         info = {'id': image_id, 'name': 'snap', 'visibility': 'private'}
         info.update(attrs)
-        return image_v2.Image(**info)
+        return info
+
+    def get_image(self, image_id):
+        body = self._body(image_id)
+        if body is None:
+            raise not_found('image %s' % image_id)
+        return image_v2.Image(**body)
+
+    def get(self, path, params=None, **kwargs):
+        """The proxy's raw GET of ``/images/{id}`` (Image API JSON)."""
+        body = self._body(path.rsplit('/', 1)[-1])
+        if body is None:
+            return json_response({'message': 'No image found'}, 404)
+        return json_response(body)
+
+
+class ScriptedVolume:
+    """The block-storage proxy's raw GETs of Cinder snapshots (JSON).
+
+    :param snapshots: a function returning the current snapshots, each a
+        dict as Cinder shows it (id, volume_id, status, created_at)
+    """
+
+    def __init__(self, snapshots):
+        self.snapshots = snapshots
+
+    def get(self, path, params=None, **kwargs):
+        current = self.snapshots()
+        if path == '/snapshots/detail':
+            volume_id = (params or {}).get('volume_id')
+            return json_response({'snapshots': [
+                s for s in current
+                if volume_id is None or s['volume_id'] == volume_id]})
+        for snapshot in current:
+            if path == '/snapshots/%s' % snapshot['id']:
+                return json_response({'snapshot': snapshot})
+        return json_response({'itemNotFound': {'code': 404}}, 404)

@@ -14,16 +14,13 @@
 """Tests of osc_snapphase.cloud: the openstacksdk adapters."""
 
 import json
+import threading
 from unittest import mock
 
 from keystoneauth1 import exceptions as ks_exceptions
-from openstack.block_storage.v3 import _proxy as volume_proxy
-from openstack.block_storage.v3 import snapshot as volume_snapshot
-from openstack.block_storage.v3 import volume as volume_v3
 from openstack.compute.v2 import _proxy as compute_proxy
 from openstack import connection
 from openstack import exceptions as sdk_exceptions
-from openstack.image.v2 import _proxy as image_proxy
 import requests
 from requests_mock.contrib import fixture as requests_mock_fixture
 import testtools
@@ -45,6 +42,7 @@ def http_error(status, retry_after=None):
 
 GLANCE = 'http://glance.test/v2'
 CINDER = 'http://cinder.test/v3'
+NOVA = 'http://nova.test/v2.1'
 # Longest wait of a test for an event (a request in flight).
 EVENT_WAIT = 60.0
 
@@ -58,6 +56,22 @@ def version_document(url, version, min_version=None, max_version=None):
     return {'versions': [entry]}
 
 
+VERSIONS = {GLANCE: ('v2.0',), CINDER: ('v3.0', '3.0', '3.70'),
+            NOVA: ('v2.1', '2.1', '2.96')}
+
+
+def make_connection(api_timeout=None):
+    """A real openstacksdk Connection to the endpoints above."""
+    options = {}
+    if api_timeout is not None:
+        options['api_timeout'] = api_timeout
+    return connection.Connection(
+        auth_type='admin_token',
+        auth={'endpoint': 'http://keystone.test/', 'token': 'tok'},
+        compute_endpoint_override=NOVA, image_endpoint_override=GLANCE,
+        block_storage_endpoint_override=CINDER, **options)
+
+
 class CloudTestCase(testtools.TestCase):
     """A real openstacksdk Connection on a requests-mock transport."""
 
@@ -66,22 +80,16 @@ class CloudTestCase(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.requests_mock = self.useFixture(requests_mock_fixture.Fixture())
-        self.requests_mock.get(GLANCE, json=version_document(GLANCE, 'v2.0'))
-        self.requests_mock.get(CINDER, json=version_document(
-            CINDER, 'v3.0', '3.0', '3.70'))
-        options = {}
-        if self.api_timeout is not None:
-            options['api_timeout'] = self.api_timeout
-        self.connection = connection.Connection(
-            auth_type='admin_token',
-            auth={'endpoint': 'http://keystone.test/', 'token': 'tok'},
-            image_endpoint_override=GLANCE,
-            block_storage_endpoint_override=CINDER, **options)
+        for url, versions in VERSIONS.items():
+            for path in (url, url + '/'):
+                self.requests_mock.get(
+                    path, json=version_document(url, *versions))
+        self.connection = make_connection(self.api_timeout)
 
     def timeouts(self):
         """The read timeout of each request but version discovery."""
         return [r.timeout for r in self.requests_mock.request_history
-                if r.url.rstrip('/') not in (GLANCE, CINDER)]
+                if r.url.rstrip('/') not in (GLANCE, CINDER, NOVA)]
 
 
 class TestGetJson(CloudTestCase):
@@ -200,38 +208,148 @@ class TestTransientFrom(testtools.TestCase):
             self.assertIsNone(cloud.transient_from(error))
 
 
-class TestImageLookup(testtools.TestCase):
+class Transport(requests.adapters.BaseAdapter):
+    """A requests transport that answers JSON in the requesting thread.
+
+    ``handler(request, timeout)`` returns (status, body). Unlike
+    requests-mock, which lets one request through at a time, requests of
+    several threads are in flight together.
+    """
+
+    def __init__(self, handler):
+        super().__init__()
+        self.handler = handler
+
+    def send(self, request, timeout=None, **kwargs):
+        status, body = self.handler(request, timeout)
+        response = requests.Response()
+        response.status_code = status
+        response._content = json.dumps(body).encode()
+        response.headers['Content-Type'] = 'application/json'
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self):
+        pass
+
+
+class TestSessionUntouched(testtools.TestCase):
+    """The Python API never changes the caller's session, even in flight.
+
+    Every proxy of a Connection, and every thread using it, shares one
+    keystoneauth Session: a read timeout set on it would be seen by the
+    other watches' requests and the caller's own.
+    """
+
+    def test_two_watches_in_two_threads(self):
+        conn = make_connection(api_timeout=45)   # the caller's own timeout
+        session = conn.session
+        servers = {}
+        for name in ('db1', 'db2'):
+            server_id = fakes.new_id()
+            servers[server_id] = {
+                'id': server_id, 'name': name, 'status': 'ACTIVE',
+                'OS-EXT-STS:vm_state': 'active',
+                'OS-EXT-STS:task_state': None, 'OS-EXT-STS:power_state': 1}
+        ids = {body['name']: server_id for server_id, body in servers.items()}
+        in_flight = {}   # server ID: (session timeout, request timeout)
+        reads = []
+        both = threading.Barrier(2, timeout=EVENT_WAIT)
+
+        def answer(request, timeout):
+            url = request.url.rstrip('/')
+            if url in VERSIONS:
+                return 200, version_document(url, *VERSIONS[url])
+            server_id = url.rsplit('/', 1)[-1]
+            reads.append(server_id)
+            if reads.count(server_id) == 2:   # the poll after find_server
+                in_flight[server_id] = (session.timeout, timeout)
+                # Hold each watch's poll until the other's is in flight.
+                both.wait()
+            return 200, {'server': servers[server_id]}
+        session.session.mount('http://', Transport(answer))
+        outcomes = {}
+
+        def run(name, timeout):
+            try:
+                watch = cloud.watch(conn, [ids[name]], until='idle',
+                                    timeout=timeout)
+                list(watch)
+                outcomes[name] = watch.outcome.kind
+            except Exception as exc:
+                outcomes[name] = exc
+        threads = [threading.Thread(target=run, args=('db1', 30)),
+                   threading.Thread(target=run, args=('db2', None))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(EVENT_WAIT)
+        self.assertEqual({'db1': engine.MET, 'db2': engine.MET}, outcomes)
+        self.assertFalse(both.broken)
+        db1, db2 = in_flight[ids['db1']], in_flight[ids['db2']]
+        # The session kept the caller's timeout all along...
+        self.assertEqual((45, 45, 45),
+                         (db1[0], db2[0], session.timeout))
+        # ...and each request had its own: db1 its time left (under 30 s),
+        # db2 (no --timeout) the session's, smaller than the 60 s bound.
+        self.assertLessEqual(db1[1], 30)
+        self.assertGreaterEqual(db1[1], cloud.MIN_REQUEST_TIMEOUT)
+        self.assertEqual(45, db2[1])
+
+
+def glance_image(**attrs):
+    """An image as the Glance v2 API shows it (JSON object)."""
+    body = {'id': fakes.new_id(), 'name': 'snap', 'status': 'queued',
+            'visibility': 'private', 'container_format': 'bare',
+            'disk_format': 'qcow2', 'min_disk': 1, 'min_ram': 0,
+            'protected': False, 'os_hidden': False, 'tags': [],
+            'owner': 'p1', 'created_at': '2026-12-02T03:00:00Z',
+            'updated_at': '2026-12-02T03:00:00Z', 'self': '/v2/images/x',
+            'file': '/v2/images/x/file', 'schema': '/v2/schemas/image'}
+    body.update(attrs)
+    return body
+
+
+def cinder_snapshot(**attrs):
+    """A snapshot as the Cinder v3 API shows it (JSON object)."""
+    body = {'id': fakes.new_id(), 'volume_id': 'vol-1', 'name': None,
+            'status': 'creating', 'size': 1, 'metadata': {},
+            'created_at': '2026-12-02T03:00:00.000000', 'description': None,
+            'updated_at': None}
+    body.update(attrs)
+    return body
+
+
+class TestImageLookup(CloudTestCase):
 
     def setUp(self):
         super().setUp()
-        self.image_client = mock.Mock(spec=image_proxy.Proxy)
-        self.images = cloud.ImageLookup(self.image_client)
+        self.images = cloud.ImageLookup(self.connection.image)
+
+    def image(self, **attrs):
+        body = glance_image(**attrs)
+        self.requests_mock.get(GLANCE + '/images/' + body['id'], json=body)
+        return body
 
     def test_image_get(self):
-        image = fakes.create_one_image({'status': 'saving'})
-        self.image_client.get_image.return_value = image
+        image = self.image(status='saving')
         self.assertEqual(
-            records.ImageState(image.id, image.name, 'saving', None),
-            self.images.get(image.id))
-        self.image_client.get_image.assert_called_once_with(image.id)
+            records.ImageState(image['id'], 'snap', 'saving', None),
+            self.images.get(image['id']))
 
     def test_image_get_instance_uuid(self):
-        image = fakes.create_one_image({'instance_uuid': 'srv-1'})
-        self.image_client.get_image.return_value = image
-        self.assertEqual('srv-1', self.images.get(image.id).instance_uuid)
+        image = self.image(instance_uuid='srv-1', image_type='snapshot')
+        self.assertEqual('srv-1', self.images.get(image['id']).instance_uuid)
 
     def test_image_get_volume_backed(self):
-        # As Nova stores it in Glance: a JSON string (an unknown property
-        # of the SDK Image, kept in its properties).
-        image = fakes.create_one_image({
-            'status': 'active',
-            'block_device_mapping': json.dumps([
-                {'source_type': 'snapshot', 'snapshot_id': 'snap-1',
-                 'boot_index': 0},
-                {'source_type': 'blank', 'snapshot_id': None},
-                {'source_type': 'snapshot', 'snapshot_id': 'snap-2'}])})
-        self.image_client.get_image.return_value = image
-        state = self.images.get(image.id)
+        # As Nova stores it in Glance: a JSON string property.
+        image = self.image(status='active', block_device_mapping=json.dumps([
+            {'source_type': 'snapshot', 'snapshot_id': 'snap-1',
+             'boot_index': 0},
+            {'source_type': 'blank', 'snapshot_id': None},
+            {'source_type': 'snapshot', 'snapshot_id': 'snap-2'}]))
+        state = self.images.get(image['id'])
         self.assertTrue(state.volume_backed)
         self.assertEqual(('snap-1', 'snap-2'), state.snapshot_ids)
 
@@ -244,95 +362,111 @@ class TestImageLookup(testtools.TestCase):
             {'block_device_mapping': [{'snapshot_id': 's'}]}))
 
     def test_image_get_not_found(self):
-        self.image_client.get_image.side_effect = fakes.not_found()
+        self.requests_mock.get(GLANCE + '/images/gone', status_code=404,
+                               text='Not found')
         self.assertIsNone(self.images.get('gone'))
 
     def test_image_get_transient(self):
-        self.image_client.get_image.side_effect = http_error(502)
-        self.assertRaises(engine.TransientError, self.images.get, 'x')
+        self.requests_mock.get(GLANCE + '/images/x', status_code=502,
+                               text='Bad gateway')
+        exc = self.assertRaises(engine.TransientError, self.images.get, 'x')
+        self.assertEqual('The Image service answered HTTP 502', str(exc))
 
-    def response(self, body):
-        response = mock.Mock(status_code=200, headers={})
-        response.json.return_value = body
-        return response
+    def test_image_get_not_an_object_is_malformed(self):
+        for body in (None, [], 'image'):
+            self.requests_mock.get(GLANCE + '/images/x', json=body)
+            exc = self.assertRaises(engine.TransientError, self.images.get,
+                                    'x')
+            self.assertTrue(exc.malformed)
+
+    def test_image_get_bounded_by_time_left(self):
+        image = self.image()
+        self.images.get(image['id'])
+        self.images.time_left = lambda: 2.5
+        self.images.get(image['id'])
+        self.assertEqual([cloud.MAX_REQUEST_TIMEOUT, 2.5], self.timeouts())
 
     def test_image_latest(self):
-        image_id = fakes.new_id()
-        self.image_client.get.return_value = self.response({'images': [
-            {'id': image_id, 'name': 'snap', 'status': 'queued',
-             'block_device_mapping': '[]'}]})
+        image = glance_image(block_device_mapping='[]')
+        self.requests_mock.get(GLANCE + '/images', json={'images': [image]})
         self.assertEqual(
-            records.ImageState(image_id, 'snap', 'queued', ()),
+            records.ImageState(image['id'], 'snap', 'queued', ()),
             self.images.latest('srv'))
-        self.image_client.get.assert_called_once_with(
-            '/images', params={'instance_uuid': 'srv',
-                               'sort_key': 'created_at',
-                               'sort_dir': 'desc', 'limit': 1})
+        self.assertEqual({'instance_uuid': ['srv'],
+                          'sort_key': ['created_at'], 'sort_dir': ['desc'],
+                          'limit': ['1']},
+                         self.requests_mock.last_request.qs)
 
     def test_image_latest_none(self):
-        self.image_client.get.return_value = self.response({'images': []})
+        self.requests_mock.get(GLANCE + '/images', json={'images': []})
         self.assertIsNone(self.images.latest('srv'))
 
     def test_image_latest_malformed(self):
-        response = self.response(None)
-        response.json.side_effect = json.JSONDecodeError(
-            'Expecting value', '', 0)
-        self.image_client.get.return_value = response
+        self.requests_mock.get(GLANCE + '/images', text='<html>')
         exc = self.assertRaises(engine.TransientError, self.images.latest,
                                 'srv')
         self.assertTrue(exc.malformed)
 
 
-class TestSnapshotLookup(testtools.TestCase):
+class TestSnapshotLookup(CloudTestCase):
 
     def setUp(self):
         super().setUp()
-        self.volume_client = mock.Mock(spec=volume_proxy.Proxy)
-        self.snapshots = cloud.SnapshotLookup(self.volume_client)
-
-    def snapshot(self, **attrs):
-        info = {'id': fakes.new_id(), 'volume_id': 'vol-1',
-                'status': 'creating', 'created_at': '2026-12-02T03:00:00'}
-        info.update(attrs)
-        return volume_snapshot.Snapshot(**info)
+        self.snapshots = cloud.SnapshotLookup(self.connection.block_storage)
 
     def test_snapshot_get(self):
-        snap = self.snapshot()
-        self.volume_client.get_snapshot.return_value = snap
+        snap = cinder_snapshot()
+        self.requests_mock.get(CINDER + '/snapshots/' + snap['id'],
+                               json={'snapshot': snap})
         self.assertEqual(
-            records.SnapshotState(snap.id, 'vol-1', 'creating',
-                                  '2026-12-02T03:00:00'),
-            self.snapshots.get(snap.id))
+            records.SnapshotState(snap['id'], 'vol-1', 'creating',
+                                  '2026-12-02T03:00:00.000000'),
+            self.snapshots.get(snap['id']))
 
     def test_snapshot_get_not_found(self):
-        self.volume_client.get_snapshot.side_effect = fakes.not_found()
+        self.requests_mock.get(CINDER + '/snapshots/gone', status_code=404,
+                               json={'itemNotFound': {'code': 404}})
         self.assertIsNone(self.snapshots.get('gone'))
 
     def test_snapshot_get_transient(self):
-        self.volume_client.get_snapshot.side_effect = http_error(503)
+        self.requests_mock.get(CINDER + '/snapshots/x', status_code=503,
+                               text='busy')
         self.assertRaises(engine.TransientError, self.snapshots.get, 'x')
 
+    def test_snapshot_get_without_snapshot_is_malformed(self):
+        self.requests_mock.get(CINDER + '/snapshots/x', json={'volume': {}})
+        exc = self.assertRaises(engine.TransientError, self.snapshots.get,
+                                'x')
+        self.assertTrue(exc.malformed)
+
     def test_snapshot_creating_of_volumes(self):
-        old = self.snapshot(status='available',
-                            created_at='2026-12-01T00:00:00')
-        new = self.snapshot()
-        self.volume_client.snapshots.return_value = [old, new]
-        self.assertEqual([new.id], [s.id for s in
-                                    self.snapshots.creating(['vol-1'])])
-        self.volume_client.snapshots.assert_called_once_with(
-            details=True, volume_id='vol-1')
+        old = cinder_snapshot(status='available',
+                              created_at='2026-12-01T00:00:00.000000')
+        new = cinder_snapshot()
+        other = cinder_snapshot(volume_id='vol-2')
+        self.requests_mock.get(CINDER + '/snapshots/detail?volume_id=vol-1',
+                               json={'snapshots': [new, old]})
+        self.requests_mock.get(CINDER + '/snapshots/detail?volume_id=vol-2',
+                               json={'snapshots': [other]})
+        self.assertEqual([new['id'], other['id']], sorted(
+            [s.id for s in self.snapshots.creating(['vol-1', 'vol-2'])],
+            key=[new['id'], other['id']].index))
+        self.assertEqual(
+            [old['id']], [s.id for s in self.snapshots.of_volumes(['vol-1'])
+                          if s.status == 'available'])
 
     def test_snapshot_lookup_makes_its_proxy_when_needed(self):
         made = []
 
         def make():
             made.append(1)
-            return self.volume_client
+            return self.connection.block_storage
         lookup = cloud.SnapshotLookup(make)
         self.assertEqual([], made)
-        self.volume_client.get_snapshot.return_value = self.snapshot()
+        self.requests_mock.get(CINDER + '/snapshots/x',
+                               json={'snapshot': cinder_snapshot(id='x')})
         lookup.get('x')
-        lookup.get('y')
+        lookup.get('x')
         self.assertEqual([1], made)
 
     def test_volume_ids(self):
@@ -426,39 +560,46 @@ class TestWatchApi(testtools.TestCase):
         self.assertRaises(ValueError, cloud.watch, connection, ['vm1'],
                           capture_model='guess')
 
+
+class TestImageTrack(CloudTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.server = {'id': fakes.new_id(), 'name': 'vm1',
+                       'status': 'ACTIVE', 'OS-EXT-STS:vm_state': 'active',
+                       'OS-EXT-STS:task_state': None,
+                       'OS-EXT-STS:power_state': 1}
+        self.requests_mock.get(NOVA + '/servers/' + self.server['id'],
+                               json={'server': self.server})
+
+    def image(self, **attrs):
+        body = glance_image(id='img-1', **attrs)
+        self.requests_mock.get(GLANCE + '/images/img-1', json=body)
+
     def test_cloud_watch_images(self):
-        connection = mock.Mock()
-        connection.config.config = {}
-        server = fakes.create_one_server()
-        connection.image.find_image.return_value = fakes.create_one_image(
-            {'id': 'img-1', 'instance_uuid': server.id})
-        connection.compute.get_server.return_value = server
-        watch = cloud.watch(connection, images=['img-1'])
-        self.assertEqual([(server.id, 'img-1')],
+        self.image(instance_uuid=self.server['id'])
+        watch = cloud.watch(self.connection, images=['img-1'])
+        self.assertEqual([(self.server['id'], 'img-1')],
                          [(t.server_id, t.image_id) for t in watch.tracks])
+        self.assertEqual('vm1', watch.tracks[0].name)
         self.assertEqual('phase-over=upload', str(watch.condition))
 
     def test_image_track_volume_backed(self):
-        compute = mock.Mock(spec=compute_proxy.Proxy)
-        images = mock.Mock(spec=image_proxy.Proxy)
-        volumes = mock.Mock(spec=volume_proxy.Proxy)
-        server = fakes.create_one_server()
-        images.find_image.return_value = fakes.create_one_image({
-            'id': 'img-1', 'status': 'active',
-            'block_device_mapping': json.dumps([{'snapshot_id': 's1'}])})
-        volumes.get_snapshot.return_value = volume_snapshot.Snapshot(
-            id='s1', volume_id='v1', status='creating')
-        volumes.get_volume.return_value = volume_v3.Volume(
-            id='v1', attachments=[{'server_id': server.id}])
-        compute.get_server.return_value = server
-        track = cloud.image_track(compute, images, volumes, 'img-1')
-        self.assertEqual((server.id, 'img-1'),
+        self.image(status='active', block_device_mapping=json.dumps(
+            [{'snapshot_id': 's1'}]))
+        self.requests_mock.get(CINDER + '/snapshots/s1', json={
+            'snapshot': cinder_snapshot(id='s1', volume_id='v1')})
+        self.requests_mock.get(CINDER + '/volumes/v1', json={'volume': {
+            'id': 'v1', 'status': 'in-use',
+            'attachments': [{'server_id': self.server['id']}]}})
+        track = cloud.image_track(
+            self.connection.compute, self.connection.image,
+            lambda: self.connection.block_storage, 'img-1')
+        self.assertEqual((self.server['id'], 'img-1'),
                          (track.server_id, track.image_id))
-        volumes.get_volume.assert_called_once_with('v1')
 
     def test_image_track_not_of_a_server(self):
-        images = mock.Mock(spec=image_proxy.Proxy)
-        images.find_image.return_value = fakes.create_one_image(
-            {'id': 'img-1', 'status': 'active'})
+        self.image(status='active')
         self.assertRaises(cloud.ImageNotFollowable, cloud.image_track,
-                          mock.Mock(), images, None, 'img-1')
+                          self.connection.compute, self.connection.image,
+                          None, 'img-1')

@@ -18,7 +18,6 @@ import io
 import json
 from unittest import mock
 
-from openstack.block_storage.v3 import snapshot as volume_snapshot
 from openstackclient.compute.v2 import server_backup
 from openstackclient.compute.v2 import server_image
 from osc_lib import exceptions
@@ -64,6 +63,7 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.compute_client.server_actions.return_value = []
         image = fakes.ScriptedImage(self.clock, {self.image_id: images})
         self.image_client.get_image.side_effect = image.get_image
+        self.image_client.get.side_effect = image.get
 
     def core_output(self):
         info = {'id': self.image_id, 'name': 'snap', 'status': 'queued',
@@ -211,24 +211,23 @@ class TestWaitPhaseHook(fakes.TestCommand):
             'name': 'vm1', 'image': '',
             'os-extended-volumes:volumes_attached': [{'id': 'vol-1'}]})
 
+    def cinder(self, timelines):
+        """Cinder's answers: snapshots of vol-1 with status timelines."""
+        snapshots = fakes.FakeSnapshots(self.clock, timelines)
+        self.volume_client.get.side_effect = fakes.ScriptedVolume(
+            lambda: [{'id': s.id, 'volume_id': s.volume_id,
+                      'status': s.status,
+                      'created_at': '2026-12-02T03:00:00.000000'}
+                     for s in map(snapshots.get, sorted(timelines))
+                     if s is not None]).get
+
     def test_wait_phase_hook_volume_backed(self):
         self.volume_backed()
         self.script([(0, {})], [(0, {
             'status': 'active',
             'block_device_mapping': '[{"snapshot_id": "snap-1"}]'})])
-        snapshots = fakes.FakeSnapshots(
-            self.clock, {'snap-1': [(0, 'creating'), (4, 'available')],
-                         'snap-0': [(0, 'creating')]},
-            {'snap-1': 'vol-1', 'snap-0': 'vol-1'})
-
-        def get_snapshot(snapshot_id):
-            state = snapshots.get(snapshot_id)
-            return volume_snapshot.Snapshot(
-                id=snapshot_id, volume_id=state.volume_id,
-                status=state.status, created_at='2026-12-02T03:00:00')
-        self.volume_client.get_snapshot.side_effect = get_snapshot
-        self.volume_client.snapshots.side_effect = lambda **q: [
-            get_snapshot(sid) for sid in ('snap-0', 'snap-1')]
+        self.cinder({'snap-1': [(0, 'creating'), (4, 'available')],
+                     'snap-0': [(0, 'creating')]})
         columns, data = self.run_hook(['--wait-phase', 'snapshot'])
         info = dict(zip(columns, data))
         self.assertEqual('complete', info['capture'])
@@ -244,11 +243,7 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.script([(0, {})], [(0, {
             'status': 'active',
             'block_device_mapping': '[{"snapshot_id": "snap-1"}]'})])
-        self.volume_client.snapshots.return_value = []
-        statuses = iter(['creating', 'error'])
-        self.volume_client.get_snapshot.side_effect = (
-            lambda sid: volume_snapshot.Snapshot(
-                id=sid, volume_id='vol-1', status=next(statuses)))
+        self.cinder({'snap-1': [(0, 'creating'), (0.1, 'error')]})
         exc = self.assertRaises(SystemExit, self.run_hook,
                                 ['--wait-phase', 'snapshot'])
         self.assertEqual(3, exc.code)

@@ -20,7 +20,6 @@ from unittest import mock
 from osc_lib import exceptions
 from osc_lib.test import base
 
-from openstack.block_storage.v3 import snapshot as volume_snapshot
 
 from osc_snapphase import engine
 from osc_snapphase.tests.unit import fakes
@@ -115,7 +114,7 @@ class TestTaskStateShow(TestTaskState):
         self.image_client.get.assert_called_once_with(
             '/images', params={'instance_uuid': server.id,
                                'sort_key': 'created_at', 'sort_dir': 'desc',
-                               'limit': 1})
+                               'limit': 1}, timeout=mock.ANY)
 
     def test_task_state_show_xenserver_model(self):
         self.app.cloud.config = {'snapphase_capture_model': 'xenserver'}
@@ -137,10 +136,10 @@ class TestTaskStateShow(TestTaskState):
         self.assertEqual(2, exc.code)
 
     def test_task_state_show_volume_backed(self):
-        self.volume_client.snapshots.return_value = [
-            volume_snapshot.Snapshot(id='s1', volume_id='v1',
-                                     status='creating',
-                                     created_at='2026-12-02T03:00:00')]
+        snapshot = {'id': 's1', 'volume_id': 'v1', 'status': 'creating',
+                    'created_at': '2026-12-02T03:00:00.000000'}
+        self.volume_client.get.side_effect = fakes.ScriptedVolume(
+            lambda: [snapshot]).get
         server, columns, data = self.show({
             'image': '',
             'os-extended-volumes:volumes_attached': [{'id': 'v1'}]})
@@ -151,12 +150,11 @@ class TestTaskStateShow(TestTaskState):
                           info['volume_backed']))
         self.assertIn('Volume-backed', info['description'])
         self.assertIn('watch --image', info['description'])
-        self.volume_client.snapshots.assert_called_once_with(
-            details=True, volume_id='v1')
+        self.volume_client.get.assert_called_once_with(
+            '/snapshots/detail', params={'volume_id': 'v1'},
+            timeout=mock.ANY)
 
-        self.volume_client.snapshots.return_value = [
-            volume_snapshot.Snapshot(id='s1', volume_id='v1',
-                                     status='available')]
+        snapshot['status'] = 'available'
         self.compute_client.reset_mock()
         server, columns, data = self.show({
             'image': '',
@@ -223,20 +221,16 @@ class TestTaskStateWatch(TestTaskState):
         scripted = fakes.ScriptedCompute(self.clock, servers, timelines)
         scripted.install(self.compute_client)
 
-        def image_list(url, params=None):
+        def image_get(url, params=None, **kwargs):
+            # The Image API's answers: the newest image of the server, or
+            # one image by ID.
             body = fakes._at(self.images, self.clock())
-            response = mock.Mock(status_code=200, headers={})
-            response.json.return_value = {
-                'images': [body] if body else []}
-            return response
-        self.image_client.get.side_effect = image_list
-
-        def get_image(image_id):
-            body = fakes._at(self.images, self.clock())
-            if body is None or body['id'] != image_id:
-                raise fakes.not_found()
-            return fakes.create_one_image(body)
-        self.image_client.get_image.side_effect = get_image
+            if url == '/images':
+                return fakes.json_response({'images': [body] if body else []})
+            if body is None or url != '/images/%s' % body['id']:
+                return fakes.json_response({'message': 'not found'}, 404)
+            return fakes.json_response(body)
+        self.image_client.get.side_effect = image_get
 
     def test_task_state_watch_parser_defaults(self):
         arglist = ['vm1']
