@@ -14,8 +14,14 @@
 
 import argparse
 import io
+import os
 import time
 from unittest import mock
+
+import fixtures
+from keystoneauth1 import access
+from keystoneauth1 import discover
+import yaml
 
 from osc_snapphase.simulator import __main__ as cli
 from osc_snapphase.simulator import runner
@@ -34,6 +40,44 @@ class TestKeystone(base.SimulatorTestCase):
         self.assertEqual(self.base + '/compute/v2.1', catalog['compute'])
         self.assertEqual(self.base + '/image', catalog['image'])
         self.assertIn(token, self.control.secret_values())
+
+    def test_token_read_by_keystoneauth(self):
+        reply = self.authenticate('admin')
+        token = access.create(body=reply.body,
+                              auth_token=reply.headers['X-Subject-Token'])
+        cloud = self.sim.cloud
+        self.assertEqual((cloud.projects['admin']['id'], 'admin'),
+                         (token.project_id, token.username))
+        self.assertEqual(['admin', 'member', 'reader'],
+                         sorted(token.role_names))
+        self.assertEqual(self.base + '/compute/v2.1',
+                         token.service_catalog.url_for(
+                             service_type='compute', interface='public',
+                             region_name='RegionOne'))
+        lifetime = token.expires - token.issued
+        self.assertEqual(3600, lifetime.total_seconds())
+        self.assertFalse(token.will_expire_soon(stale_duration=3000))
+
+    def test_versions_discovered_by_keystoneauth(self):
+        body = self.call('GET', '/identity', token='').body
+        versions = discover.get_version_data(
+            mock.Mock(get=mock.Mock(return_value=mock.Mock(
+                json=mock.Mock(return_value=body)))), self.base + '/identity')
+        self.assertEqual([('v3.14', self.base + '/identity/v3/')],
+                         [(v['id'], v['links'][0]['href'])
+                          for v in versions])
+
+    def test_unscoped_and_other_methods(self):
+        record = self.sim.cloud.users['demo']
+        reply = self.call('POST', '/identity/v3/auth/tokens', {'auth': {
+            'identity': {'methods': ['password'], 'password': {'user': {
+                'name': 'demo', 'domain': {'name': 'Default'},
+                'password': record['password']}}}}})
+        self.assertEqual(201, reply.status)
+        self.assertNotIn('catalog', reply.body['token'])
+        reply = self.call('POST', '/identity/v3/auth/tokens', {'auth': {
+            'identity': {'methods': ['application_credential']}}})
+        self.assertEqual(401, reply.status)
 
     def test_wrong_password(self):
         reply = self.authenticate(password='nope')
@@ -152,3 +196,55 @@ class TestCommandLine(base.testtools.TestCase):
                          cli.parse_durations('pending=0.5,uploading=20'))
         self.assertRaises(argparse.ArgumentTypeError, cli.parse_durations,
                           'pending')
+
+
+class TestStateFiles(base.testtools.TestCase):
+    """clouds.yaml and openrc: written at the start, removed at the end."""
+
+    def setUp(self):
+        super().setUp()
+        self.sim = runner.Simulator(cloud_name='sim1')
+        self.addCleanup(self.sim.stop)
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        self.path = os.path.join(self.dir, 'clouds.yaml')
+
+    def clouds(self):
+        with open(self.path) as stream:
+            return yaml.safe_load(stream)
+
+    def test_own_file_written_then_removed(self):
+        self.sim.write_state(self.dir)
+        data = self.clouds()
+        self.assertEqual(['sim1', 'sim1-admin'], list(data['clouds']))
+        self.assertEqual(self.sim.auth_url,
+                         data['clouds']['sim1']['auth']['auth_url'])
+        self.assertEqual(0o600, os.stat(self.path).st_mode & 0o777)
+        self.assertIn('export OS_PROJECT_NAME=demo', open(os.path.join(
+            self.dir, 'openrc')).read())
+        self.sim.remove_state()
+        self.assertEqual([], os.listdir(self.dir))
+
+    def test_other_clouds_kept(self):
+        mine = {'clouds': {'prod': {'auth': {'auth_url': 'https://x'}},
+                           'sim1': {'auth': {'auth_url': 'http://old'}}},
+                'cache': {'expiration_time': 0}}
+        with open(self.path, 'w') as stream:
+            yaml.safe_dump(mine, stream)
+        self.sim.write_state(self.dir)
+        self.assertEqual(['prod', 'sim1', 'sim1-admin'],
+                         list(self.clouds()['clouds']))
+        self.sim.remove_state()
+        del mine['clouds']['sim1']
+        self.assertEqual(mine, self.clouds())
+        self.assertEqual(['clouds.yaml'], os.listdir(self.dir))
+
+    def test_entry_rewritten_by_another_simulator_kept(self):
+        self.sim.write_state(self.dir)
+        other = runner.Simulator(cloud_name='sim1')
+        self.addCleanup(other.stop)
+        other.write_state(self.dir)
+        self.sim.remove_state()
+        self.assertEqual(other.auth_url, self.clouds()['clouds']['sim1'][
+            'auth']['auth_url'])
+        other.remove_state()
+        self.assertFalse(os.path.exists(self.path))

@@ -13,10 +13,18 @@
 """Tests of operation faults and HTTP faults."""
 
 import http.client
+import io
+import json
+import re
 import socket
+import struct
 import time
+from unittest import mock
+
+import testtools
 
 from osc_snapphase.simulator import client
+from osc_snapphase.simulator import faults
 from osc_snapphase.tests.unit.simulator import base
 
 
@@ -172,3 +180,159 @@ class TestHttpFaults(base.SimulatorTestCase):
         time.sleep(1.05)
         self.assertEqual(200, self.call('GET', '/compute/v2.1/servers')
                          .status)
+
+
+def _app(environ, start_response):
+    """An API that answers 200 with a JSON body."""
+    body = b'{"servers": [], "padding": "0123456789"}'
+    start_response('200 OK', [('Content-Type', 'application/json'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+
+
+class TestFaultMiddleware(testtools.TestCase):
+    """faults.FaultMiddleware on a plain WSGI app, without sockets."""
+
+    def setUp(self):
+        super().setUp()
+        self.rules = []
+        self.seen = []
+        self.app = faults.FaultMiddleware(
+            _app, self.rules, endpoint=lambda environ: 'compute',
+            on_fault=lambda environ, kind: self.seen.append(kind))
+
+    def add(self, kind, **rule):
+        self.rules.append(faults.check(dict(rule, kind=kind)))
+
+    def request(self, method='GET', path='/v2.1/servers', environ=None):
+        env = {'REQUEST_METHOD': method, 'PATH_INFO': path}
+        env.update(environ or {})
+        answer = {}
+
+        def start_response(status, headers, exc_info=None):
+            answer.update(status=status, headers=dict(headers))
+        body = b''.join(self.app(env, start_response))
+        length = answer['headers'].get('Content-Length')
+        self.assertEqual(str(len(body)), length)
+        return answer['status'], answer['headers'], body
+
+    def test_no_rule_passes_through(self):
+        self.assertEqual('200 OK', self.request()[0])
+        self.assertEqual([], self.seen)
+
+    def test_status_retry_after_and_count(self):
+        self.add('status', code=429, retry_after=2, count=2)
+        for _attempt in range(2):
+            status, headers, body = self.request()
+            self.assertEqual('429 Too Many Requests', status)
+            self.assertEqual('2', headers['Retry-After'])
+            self.assertEqual({'badRequest': {
+                'code': 429, 'message': 'Simulated fault'}},
+                json.loads(body))
+        self.assertEqual('200 OK', self.request()[0])
+        self.assertEqual(['status', 'status'], self.seen)
+        self.assertEqual((0, 2), (self.rules[0]['count'],
+                                  self.rules[0]['fired']))
+
+    def test_status_body_of_the_service(self):
+        self.assertIn(b'<h1>503 Fault</h1>', faults.error_body(
+            'image', 503)[1])
+        self.assertEqual({'error': {'code': 401, 'title': 'Fault',
+                                    'message': 'Simulated fault'}},
+                         json.loads(faults.error_body('keystone', 401)[1]))
+        self.add('status', code=502, body='<html>proxy</html>', count=None)
+        status, headers, body = self.request()
+        self.assertEqual(('502 Bad Gateway', b'<html>proxy</html>'),
+                         (status, body))
+        self.assertTrue(headers['Content-Type'].startswith('text/html'))
+
+    def test_rule_matching(self):
+        self.add('status', endpoint='image')
+        self.add('status', method='post')
+        self.add('status', path=r'/servers/[0-9a-f-]{36}$', code=500)
+        self.assertEqual('200 OK', self.request()[0])
+        self.assertEqual('200 OK', self.request('HEAD')[0])
+        self.assertEqual('500 Internal Server Error', self.request(
+            path='/v2.1/servers/%s' % ('a' * 8 + '-' + 'b' * 27))[0])
+        self.assertEqual('503 Service Unavailable',
+                         self.request('POST')[0])
+        self.assertEqual(1, self.rules[0]['count'])
+
+    def test_reset_drops_and_resets(self):
+        reset = mock.Mock()
+        self.add('reset')
+        self.assertRaises(faults.Dropped, self.request,
+                          environ={faults.RESET_KEY: reset})
+        reset.assert_called_once_with()
+        # A server without the reset hook closes the connection.
+        self.add('reset')
+        self.assertRaises(ConnectionAbortedError, self.request)
+        self.assertEqual('200 OK', self.request()[0])
+
+    def test_refuse_for_drops_every_request_until_it_ends(self):
+        self.add('refuse_for', seconds=30)
+        with mock.patch('time.monotonic', return_value=1000.0):
+            self.assertRaises(faults.Dropped, self.request)
+            self.assertEqual(1030.0, self.app.refuse_until)
+            self.assertRaises(faults.Dropped, self.request)
+        with mock.patch('time.monotonic', return_value=1030.0):
+            self.assertEqual('200 OK', self.request()[0])
+        self.assertEqual(['refuse_for', 'refuse_for'], self.seen)
+
+    def test_delay_then_the_answer(self):
+        self.add('delay', seconds=7)
+        with mock.patch('time.sleep') as sleep:
+            self.assertEqual('200 OK', self.request()[0])
+        sleep.assert_called_once_with(7.0)
+
+    def test_malformed_variants(self):
+        self.add('malformed')
+        status, headers, body = self.request()
+        self.assertEqual(('200 OK', faults.HTML_PAGE), (status, body))
+        self.add('malformed', variant='html500')
+        self.assertEqual('500 Internal Server Error', self.request()[0])
+        self.add('malformed', variant='truncated')
+        status, headers, body = self.request()
+        self.assertEqual('200 OK', status)
+        whole = b''.join(_app({}, lambda *a: None))
+        self.assertEqual(whole[:len(whole) // 2], body)
+        self.assertRaises(ValueError, json.loads, body)
+
+    def test_check(self):
+        self.assertEqual({'kind': 'reset', 'endpoint': 'volume', 'count': 1},
+                         faults.check({'kind': 'reset',
+                                       'match': {'endpoint': 'volume'}}))
+        for bad in ({'kind': 'explode'}, {'kind': 'reset', 'endpoint': 'x'},
+                    {'kind': 'delay', 'path': '('}):
+            self.assertRaises((ValueError, re.error), faults.check, bad)
+
+
+class TestQuietServer(testtools.TestCase):
+    """A client that resets its connection costs no traceback."""
+
+    def test_disconnects_are_quiet_other_errors_are_not(self):
+        server = faults.ThreadingWSGIServer(('127.0.0.1', 0), _app)
+        self.addCleanup(server.server_close)
+        for error, printed in ((ConnectionResetError(104, 'reset'), False),
+                               (BrokenPipeError(32, 'pipe'), False),
+                               (RuntimeError('bug'), True)):
+            with mock.patch('sys.stderr', new_callable=io.StringIO) as err:
+                try:
+                    raise error
+                except Exception:
+                    server.handle_error(None, ('127.0.0.1', 5))
+            self.assertEqual(printed, 'Traceback' in err.getvalue(),
+                             err.getvalue())
+
+    def test_reset_by_a_client_over_http(self):
+        server = faults.ThreadingWSGIServer(('127.0.0.1', 0), _app)
+        server.daemon_threads = False   # server_close() joins the handler
+        sock = socket.create_connection(server.server_address)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                        struct.pack('ii', 1, 0))
+        sock.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nContent-Le')
+        sock.close()
+        with mock.patch('sys.stderr', new_callable=io.StringIO) as err:
+            server.handle_request()
+            server.server_close()
+        self.assertEqual('', err.getvalue())
