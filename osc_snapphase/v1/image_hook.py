@@ -20,6 +20,7 @@ import time
 
 from cliff import columns
 from cliff import hooks
+from osc_lib.cli import format_columns
 from osc_lib import exceptions
 
 from osc_snapphase import cloud
@@ -361,12 +362,39 @@ def follow_command(image_id, phase):
             'phase-over=%s' % (image_id, phase))
 
 
+# The image fields that `server image create` prints as columns of their
+# own, by their Image API names; the others but tags and location go into
+# its "properties" column.
+IMAGE_COLUMNS = frozenset((
+    'checksum', 'container_format', 'created_at', 'disk_format', 'file',
+    'id', 'min_disk', 'min_ram', 'name', 'owner', 'protected', 'schema',
+    'size', 'status', 'updated_at', 'virtual_size', 'visibility'))
+
+
+def image_columns(image):
+    """An openstacksdk Image as ``server image create`` prints it.
+
+    ``{column: value}``: the fields of IMAGE_COLUMNS, ``tags`` as a list
+    column and every other field (the image properties Nova set, such as
+    ``instance_uuid``, and the Image API's ``os_*`` fields) in a
+    ``properties`` dict column, as OpenStackClient does.
+    """
+    data = image.to_dict(ignore_none=True, original_names=True)
+    info = {}
+    properties = {}
+    for key, value in data.items():
+        if key in IMAGE_COLUMNS:
+            info[key] = value
+        elif key == 'properties':
+            properties.update(value)
+        elif key not in ('tags', 'location'):
+            properties[key] = value
+    info['tags'] = format_columns.ListColumn(data.get('tags') or [])
+    if properties:
+        info['properties'] = format_columns.DictColumn(properties)
+    return info
+
+
 def _format_image(image, columns):
     """The image as core prints it, limited to the columns core printed."""
-    try:
-        from openstackclient.image.v2 import image as image_v2
-        formatted = image_v2._format_image(image)
-    except Exception as exc:   # keep core's values rather than fail
-        LOG.debug('Cannot format the image as core does: %s', exc)
-        return {}
-    return {k: v for k, v in formatted.items() if k in columns}
+    return {k: v for k, v in image_columns(image).items() if k in columns}

@@ -23,6 +23,7 @@ from openstackclient.compute.v2 import server_image
 from osc_lib import exceptions
 
 from osc_snapphase.tests.unit import fakes
+from osc_snapphase.tests.unit import test_cloud
 from osc_snapphase.v1 import image_hook
 
 CORE_COMMANDS = (
@@ -370,3 +371,66 @@ class TestPhaseDurationsColumn(fakes.TestCommand):
                                               'pending-upload': 0.5}},
                          json.loads(out.getvalue()))
         self.assertEqual(expected, column.human_readable())
+
+
+class TestImageColumns(test_cloud.CloudTestCase):
+    """The image columns --wait-phase prints, as core's command does."""
+
+    def image(self):
+        # The snapshot of a server as Glance v2 shows it, read as the hook
+        # reads it (the image proxy's get_image).
+        body = test_cloud.glance_image(
+            id='img-1', status='active', size=1024, checksum='c0ffee',
+            os_hash_algo='sha512', os_hash_value='beef', tags=['nightly'],
+            instance_uuid='srv-1', image_type='snapshot',
+            base_image_ref='base-1', owner='p1')
+        self.requests_mock.get(test_cloud.GLANCE + '/images/img-1',
+                               json=body)
+        return self.connection.image.get_image('img-1')
+
+    def test_image_columns(self):
+        info = image_hook.image_columns(self.image())
+        self.assertEqual(
+            ['checksum', 'container_format', 'created_at', 'disk_format',
+             'file', 'id', 'min_disk', 'min_ram', 'name', 'owner',
+             'properties', 'protected', 'schema', 'size', 'status', 'tags',
+             'updated_at', 'visibility'], sorted(info))
+        self.assertEqual(('active', 1024, 'p1'),
+                         (info['status'], info['size'], info['owner']))
+        self.assertEqual(['nightly'], info['tags'].machine_readable())
+        self.assertEqual("nightly", info['tags'].human_readable())
+        properties = info['properties'].machine_readable()
+        self.assertEqual(
+            ('srv-1', 'snapshot', 'base-1', 'sha512', False),
+            (properties['instance_uuid'], properties['image_type'],
+             properties['base_image_ref'], properties['os_hash_algo'],
+             properties['os_hidden']))
+        self.assertIn("instance_uuid='srv-1'",
+                      info['properties'].human_readable())
+
+    def test_image_columns_as_core(self):
+        # The same columns and values as `openstack server image create`
+        # (core formats with its own module, which we do not import).
+        from openstackclient.image.v2 import image as core_image
+        image = self.image()
+        ours = image_hook.image_columns(image)
+        core = core_image._format_image(image)
+        self.assertEqual(sorted(core), sorted(ours))
+        for column, value in core.items():
+            mine = ours[column]
+            if hasattr(value, 'machine_readable'):
+                self.assertEqual(type(value), type(mine), column)
+                self.assertEqual(value.machine_readable(),
+                                 mine.machine_readable(), column)
+                self.assertEqual(value.human_readable(),
+                                 mine.human_readable(), column)
+            else:
+                self.assertEqual(value, mine, column)
+
+    def test_image_columns_limited_to_core_output(self):
+        # --wait-phase keeps the columns core printed when it created the
+        # image, with the values read at the end of the wait.
+        info = image_hook._format_image(self.image(),
+                                        ('id', 'name', 'status'))
+        self.assertEqual({'id': 'img-1', 'name': 'snap', 'status': 'active'},
+                         info)
