@@ -261,7 +261,12 @@ class Watch:
         return list(self._tracks.values())
 
     def __len__(self):
+        """The number of servers watched now."""
         return len(self._tracks)
+
+    def __bool__(self):
+        # A watch is a watch, even of no server (yet).
+        return True
 
     def __iter__(self):
         return self.changes()
