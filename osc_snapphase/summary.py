@@ -65,12 +65,17 @@ class Summary:
 
     def __init__(self, stream):
         self._line = common.StatusLine(stream)
+        self._shown = None
 
     def show(self, watch):
-        self._line.show(line(watch))
+        text = line(watch)
+        if text != self._shown:
+            self._line.show(text)
+            self._shown = text
 
     def clear(self):
         self._line.clear()
+        self._shown = None
 
 
 def changed(watch):
