@@ -230,18 +230,17 @@ class ServerListing:
     def _full(self, wanted):
         send = self._clock()
         bodies = self._list(self._filters)
+        seen = set(body.get('id') for body in bodies)
+        outsiders = (tuple(sorted(wanted - seen)) if wanted is not None
+                     else ())
+        answer = self._answer(bodies, wanted, outsiders)
+        # Every request of the poll has succeeded: what it saw is known.
         self.full_listings += 1
-        answer = engine.Answer({}, [])
-        seen = set()
-        for body in bodies:
-            seen.add(body.get('id'))
-            self._take(body, wanted, answer)
+        self._outsiders = outsiders
         for server_id in [s for s in self._known if s not in seen]:
             del self._known[server_id]
             answer.deleted.append(server_id)
-        if wanted is not None:
-            self._outsiders = tuple(sorted(wanted - seen))
-        self._read_outsiders(answer)
+        self._apply(answer)
         self._sent(send, bodies)
         self._resync_at = self._clock() + self._resync_interval
         return answer
@@ -250,35 +249,47 @@ class ServerListing:
         send = self._clock()
         bodies = self._list(dict(self._filters,
                                  **{'changes-since': self.since()}))
-        answer = engine.Answer({}, [])
-        for body in bodies:
-            self._take(body, wanted, answer)
-        self._read_outsiders(answer)
+        answer = self._answer(bodies, wanted, self._outsiders)
+        self._apply(answer)
         self._sent(send, bodies)
         return answer
 
-    def _take(self, body, wanted, answer):
-        """A listed server into the answer if it changed."""
-        server_id = body.get('id')
-        if wanted is not None and server_id not in wanted:
-            return
-        state = server_state(body)
-        if engine.is_gone(state):
-            # Nova lists deleted servers in changes-since answers.
-            if self._known.pop(server_id, None) is not None:
-                answer.states[server_id] = state
-            return
-        if self._known.get(server_id) != state:
-            self._known[server_id] = state
-            answer.states[server_id] = state
+    def _answer(self, bodies, wanted, outsiders):
+        """The changed servers of a listing, and the outsiders read.
 
-    def _read_outsiders(self, answer):
-        for server_id in self._outsiders:
+        Changes nothing of what is known: a request or a body that fails
+        leaves it as it was, for the next (full) listing to compare with.
+        """
+        answer = engine.Answer({}, [])
+        for body in bodies:
+            server_id = body.get('id')
+            if wanted is not None and server_id not in wanted:
+                continue
+            state = server_state(body)
+            if engine.is_gone(state):
+                # Nova lists deleted servers in changes-since answers;
+                # one never seen is no news.
+                if server_id in self._known:
+                    answer.states[server_id] = state
+            elif self._known.get(server_id) != state:
+                answer.states[server_id] = state
+        for server_id in outsiders:
             states = self._read_one(server_id)
             if states:
                 answer.states.update(states)
             else:
                 answer.deleted.append(server_id)
+        return answer
+
+    def _apply(self, answer):
+        """Note the states of an answer as the last ones known."""
+        for server_id, state in answer.states.items():
+            if server_id in self._outsiders:
+                continue
+            if engine.is_gone(state):
+                self._known.pop(server_id, None)
+            else:
+                self._known[server_id] = state
 
     def _sent(self, send, bodies):
         """Note a listing answered: its send time, the cloud's clock."""

@@ -451,3 +451,29 @@ class TestIncremental(ListingTestCase):
         self.clock.sleep(2)
         reads(())
         self.assertIn('changes-since', self.nova.listed()[-1])
+
+    def test_fault_mid_poll_loses_no_change(self):
+        # The listing shows s1 changed, then the read of a named server
+        # that the listing does not show fails: s1's change is answered
+        # by the next poll.
+        reads = self.listing(fleet=False)
+        other = nova_server('other', name='theirs')
+        real_get = self.nova.get
+        faults = []
+
+        def get(path, params=None, **kwargs):
+            if path == '/servers/other':
+                if faults:
+                    return faults.pop()
+                return fakes.json_response({'server': other})
+            return real_get(path, params, **kwargs)
+        self.compute_client.get.side_effect = get
+        reads(['s1', 'other'])
+        self.change('s1', T0 + 5, **{'OS-EXT-STS:task_state': 'rebooting'})
+        faults.append(fakes.json_response({'computeFault': {
+            'code': 503}}, 503))
+        self.clock.sleep(2)
+        self.assertRaises(engine.TransientError, reads, ['s1', 'other'])
+        answer = reads(['s1', 'other'])
+        self.assertEqual('rebooting', answer.states['s1'].task_state)
+        self.assertEqual(2, reads.full_listings)
