@@ -175,14 +175,6 @@ def server_state(server):
         body=True, headers=False, computed=False, original_names=True))
 
 
-def ServerFetcher(compute):  # noqa: N802
-    """The engine's server reads: :class:`listing.ServerListing`.
-
-    The name stays for the benchmark tools that still use it.
-    """
-    return listing.ServerListing(compute)
-
-
 def snapshot_ids(properties):
     """Cinder snapshot IDs in an image's ``block_device_mapping``, or None.
 
