@@ -112,8 +112,8 @@ def held_walk(control, server, image_name):
 
 def main():
     with tempfile.TemporaryDirectory(prefix='snapphase-demo-') as state_dir:
-        say('Starting the bundled simulator (Keystone, Nova, Glance on '
-            '127.0.0.1)')
+        say('Starting the bundled simulator (Keystone, Nova, Glance, Cinder '
+            'on 127.0.0.1)')
         proc = start_simulator(state_dir)
         os.environ['OS_CLIENT_CONFIG_FILE'] = os.path.join(state_dir,
                                                            'clouds.yaml')
@@ -151,6 +151,29 @@ def release_when_watched(control, step, server):
     return thread
 
 
+def hold_final_upload(control, server):
+    """Hold the image-create of server in its final image_uploading.
+
+    libvirt-file goes through image_uploading twice: the bounce, then the
+    upload once the disk is copied. The bounce and the copy are held in
+    turn, so that the hold of the upload is in place before it starts,
+    however slow the machine: the image is then saving (the capture is
+    over) and the upload lasts until released.
+    """
+    control.hold('uploading', server)
+    control.hold('copy', server)
+
+    def move_on():
+        control.wait_held('uploading', server, timeout=300)
+        control.release('uploading', server)
+        control.wait_held('copy', server, timeout=300)
+        control.hold('uploading', server)
+        control.release('copy', server)
+    thread = threading.Thread(target=move_on, daemon=True)
+    thread.start()
+    return thread
+
+
 def demo(control):
     say('Booting a server with the unmodified CLI')
     run('server', 'create', '--flavor', 'm1.tiny', '--image', 'cirros',
@@ -174,23 +197,32 @@ def demo(control):
     releaser.join()
 
     say('A second image-create while one runs is refused; we say so '
-        'before creating anything')
+        'before creating anything (exit status 5: busy, try later)')
+    control.hold('snapshot', 'db1')
     run('server', 'image', 'create', 'db1', '--name', 'db1-c', '-c', 'id')
+    control.wait_held('snapshot', 'db1')
     run('server', 'image', 'create', 'db1', '--name', 'db1-d',
         '--wait-phase', 'snapshot', check=False)
+    releaser = release_when_watched(control, 'snapshot', 'db1')
     run('server', 'task-state', 'watch', 'db1', '--until', 'idle', '-f',
         'value', '-c', 'Time', '-c', 'Task State', '-c', 'Phase')
+    releaser.join()
 
     say('The seed workflow: return as soon as the disk capture is over')
-    print('(here a database would be stopped)')
+    print('(here a database would be stopped; the simulator holds the '
+          'upload until the watch below has started)')
+    mover = hold_final_upload(control, 'db1')
     run('server', 'image', 'create', 'db1', '--name', 'db1-nightly',
         '--wait-phase', 'snapshot', '-c', 'id', '-c', 'status', '-c',
         'server_phase', '-c', 'phase_durations')
+    mover.join()
     print('(here the database starts again, while the upload goes on)')
     run('server', 'task-state', 'show', 'db1', '-c', 'task_state', '-c',
         'phase', '-c', 'disk_writes_safe')
+    releaser = release_when_watched(control, 'uploading', 'db1')
     run('server', 'task-state', 'watch', 'db1', '--until', 'idle',
         '--stream', '-f', 'json')
+    releaser.join()
     run('image', 'list', '-c', 'Name', '-c', 'Status')
 
 
