@@ -231,20 +231,6 @@ def show_server(cloud, req):
             cloud, srv, req.microversion, req.ctx)})
 
 
-def update_server(cloud, req):
-    data = (req.json() or {}).get('server') or {}
-    with cloud.lock:
-        srv = cloud.visible_server(req.params['id'], req.ctx, False)
-        if srv is None:
-            return not_found(req.params['id'])
-        for key in ('name', 'description'):
-            if key in data:
-                srv[key] = data[key]
-        cloud.update_server(srv)
-        return rest.Response(200, {'server': views.server(
-            cloud, srv, req.microversion, req.ctx)})
-
-
 def _find_flavor(cloud, ref):
     ref = str(ref or '').rstrip('/').rsplit('/', 1)[-1]
     return cloud.flavors.get(ref)
@@ -386,22 +372,6 @@ def show_flavor(cloud, req):
         cloud, flv, req.microversion)})
 
 
-def flavor_extra_specs(cloud, req):
-    if req.params['id'] not in cloud.flavors:
-        return rest.error(404, 'itemNotFound', 'Flavor %s could not be '
-                          'found.' % req.params['id'])
-    return rest.Response(200, {'extra_specs': {}})
-
-
-def _server_sub(key, value):
-    def handler(cloud, req):
-        with cloud.lock:
-            if cloud.visible_server(req.params['id'], req.ctx) is None:
-                return not_found(req.params['id'])
-        return rest.Response(200, {key: value})
-    return handler
-
-
 def volume_attachments(cloud, req):
     with cloud.lock:
         srv = cloud.visible_server(req.params['id'], req.ctx)
@@ -409,24 +379,6 @@ def volume_attachments(cloud, req):
             return not_found(req.params['id'])
         return rest.Response(200, {'volumeAttachments': (
             cinder.attachments_view(cloud, srv, req.microversion))})
-
-
-def keypairs(cloud, req):
-    return rest.Response(200, {'keypairs': []})
-
-
-def limits(cloud, req):
-    with cloud.lock:
-        used = [s for s in cloud.servers.values()
-                if s['project_id'] == req.ctx['project_id']
-                and s['vm_state'] != 'deleted']
-    return rest.Response(200, {'limits': {'rate': [], 'absolute': {
-        'maxTotalInstances': 100, 'maxTotalCores': 200,
-        'maxTotalRAMSize': 512000, 'maxServerMeta': 128,
-        'maxServerGroups': 10, 'maxServerGroupMembers': 10,
-        'maxTotalKeypairs': 100, 'totalInstancesUsed': len(used),
-        'totalCoresUsed': len(used), 'totalRAMUsed': 512 * len(used),
-        'totalServerGroupsUsed': 0}}})
 
 
 def seed_flavors(cloud):
@@ -447,21 +399,12 @@ def register(router):
             ('/flavors', list_flavors),
             ('/flavors/detail', list_flavors_detail),
             ('/flavors/{id}', show_flavor),
-            ('/flavors/{id}/os-extra-specs', flavor_extra_specs),
-            ('/os-keypairs', keypairs),
-            ('/limits', limits),
-            ('/servers/{id}/os-interface',
-             _server_sub('interfaceAttachments', [])),
             ('/servers/{id}/os-volume_attachments', volume_attachments),
-            ('/servers/{id}/ips', _server_sub('addresses', {})),
-            ('/servers/{id}/os-security-groups',
-             _server_sub('security_groups', [])),
             ('/servers/{id}/os-instance-actions', actions.list_actions),
             ('/servers/{id}/os-instance-actions/{req_id}',
              actions.show_action)):
         router.add('GET', PREFIX + template, handler, 'compute')
     router.add('POST', PREFIX + '/servers', create_server, 'compute')
-    router.add('PUT', PREFIX + '/servers/{id}', update_server, 'compute')
     router.add('DELETE', PREFIX + '/servers/{id}', delete_server, 'compute')
     router.add('POST', PREFIX + '/servers/{id}/action', actions.action,
                'compute')
