@@ -327,7 +327,12 @@ class Watch:
         """Observe what the answer says, and the operations in progress."""
         quiet = self.fleet and self.polls == 1
         seen = set()
-        for server_id, state in answer.states.items():
+        states = answer.states.items()
+        if not self.fleet:
+            # Named servers: their rows of one poll in the order given.
+            states = [(sid, answer.states[sid]) for sid in self._tracks
+                      if sid in answer.states]
+        for server_id, state in states:
             track = self._tracks.get(server_id)
             if track is None:
                 if self._new_track is None or is_gone(state):

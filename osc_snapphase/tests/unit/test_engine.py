@@ -964,3 +964,14 @@ class TestFleet(EngineTestCase):
         list(watch)
         self.assertEqual(engine.MAX_SEGMENTS,
                          len(watch.tracks[0].segments))
+
+    def test_named_rows_in_the_order_given(self):
+        # A listing answers newest first; rows of one poll follow the
+        # order in which the servers were named.
+        states = [fakes.server_state(sid, 'rebooting') for sid in 'abc']
+        watch = engine.Watch(
+            lambda ids: engine.Answer({s.id: s for s in reversed(states)}),
+            [records.Track(sid) for sid in 'abc'], clock=self.clock,
+            sleep=self.clock.sleep, wall=self.clock.wall,
+            on_poll=lambda w: w.stop(engine.INTERRUPTED, 'one poll'))
+        self.assertEqual(['a', 'b', 'c'], [c.server_id for c in watch])
