@@ -195,21 +195,6 @@ def delete_image(cloud, req):
     return rest.Response(204)
 
 
-def create_image(cloud, req):
-    data = req.json() or {}
-    fields = {k: data.pop(k) for k in list(data)
-              if k in ('name', 'visibility', 'disk_format',
-                       'container_format', 'min_ram', 'min_disk',
-                       'protected', 'tags', 'id')}
-    with cloud.lock:
-        name = fields.pop('name', None)
-        image = new_image(cloud, req.ctx['project_id'], name,
-                          properties={k: str(v) for k, v in data.items()},
-                          **fields)
-        return rest.Response(201, render(image), {
-            'Location': cloud.base_url + '/image/v2/images/' + image['id']})
-
-
 def versions(cloud, req):
     href = cloud.base_url + '/image/v2/'
     values = [{'id': 'v2.%d' % minor,
@@ -219,33 +204,8 @@ def versions(cloud, req):
     return rest.Response(300, {'versions': values})
 
 
-def schema_image(cloud, req):
-    props = {field: {'type': ['null', 'string']} for field in BASE_FIELDS}
-    return rest.Response(200, {
-        'name': 'image', 'properties': props,
-        'additionalProperties': {'type': 'string'},
-        'links': [{'rel': 'self', 'href': '{self}'},
-                  {'rel': 'enclosure', 'href': '{file}'},
-                  {'rel': 'describedby', 'href': '{schema}'}]})
-
-
-def schema_images(cloud, req):
-    return rest.Response(200, {
-        'name': 'images',
-        'properties': {'images': {'type': 'array', 'items': schema_image(
-            cloud, req).body}, 'schema': {'type': 'string'},
-            'first': {'type': 'string'}, 'next': {'type': 'string'}},
-        'links': [{'rel': 'first', 'href': '{first}'},
-                  {'rel': 'next', 'href': '{next}'},
-                  {'rel': 'describedby', 'href': '{schema}'}]})
-
-
 def register(router):
     router.add('GET', '/image', versions, 'image', public=True)
-    router.add('GET', '/image/versions', versions, 'image', public=True)
     router.add('GET', '/image/v2/images', list_images, 'image')
-    router.add('POST', '/image/v2/images', create_image, 'image')
     router.add('GET', '/image/v2/images/{id}', show_image, 'image')
     router.add('DELETE', '/image/v2/images/{id}', delete_image, 'image')
-    router.add('GET', '/image/v2/schemas/image', schema_image, 'image')
-    router.add('GET', '/image/v2/schemas/images', schema_images, 'image')
