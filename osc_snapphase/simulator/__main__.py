@@ -22,6 +22,7 @@ import threading
 
 from osc_snapphase.simulator import control
 from osc_snapphase.simulator import drivers
+from osc_snapphase.simulator import faults
 from osc_snapphase.simulator import runner
 
 PROG = 'python -m osc_snapphase.simulator'
@@ -61,8 +62,8 @@ def parse_fault(text):
 
 def parse_http_fault(text):
     try:
-        return control.check_http_fault(json.loads(text))
-    except (ValueError, control.Invalid) as exc:
+        return faults.check(json.loads(text))
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc))
 
 

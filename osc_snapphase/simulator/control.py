@@ -20,13 +20,13 @@ import uuid
 
 from osc_snapphase.simulator import cinder
 from osc_snapphase.simulator import drivers
+from osc_snapphase.simulator import faults
 from osc_snapphase.simulator import glance
 from osc_snapphase.simulator import rest
 from osc_snapphase.simulator import tasks
 from osc_snapphase.simulator import views
 
 CONFIG_FLAGS = ('hide_ext_sts', 'old_nova_actions')
-HTTP_FAULT_KINDS = ('status', 'reset', 'refuse_for', 'delay', 'malformed')
 ADMIN_CTX = {'is_admin': True, 'project_id': None, 'user_id': None}
 
 
@@ -203,20 +203,6 @@ def check_op_fault(rule):
     return rule
 
 
-def check_http_fault(rule):
-    rule = dict(rule)
-    rule.update(rule.pop('match', None) or {})
-    if rule.get('kind') not in HTTP_FAULT_KINDS:
-        raise Invalid('kind must be one of %s' % (HTTP_FAULT_KINDS,))
-    if rule.get('endpoint') not in (None, 'keystone', 'compute', 'image',
-                                    'volume'):
-        raise Invalid('endpoint must be keystone, compute, image or volume')
-    if rule.get('path'):
-        re.compile(rule['path'])
-    rule.setdefault('count', 1)
-    return rule
-
-
 def add_faults(server, req):
     cloud = server.cloud
     data = req.json() or {}
@@ -227,7 +213,7 @@ def add_faults(server, req):
     elif 'kind' in data:
         http_rules.append(data)
     cloud.op_faults.extend(check_op_fault(r) for r in op_rules)
-    cloud.http_faults.extend(check_http_fault(r) for r in http_rules)
+    cloud.http_faults.extend(faults.check(r) for r in http_rules)
     return {'operation_faults': cloud.op_faults,
             'http_faults': cloud.http_faults}
 
