@@ -14,9 +14,9 @@
 watch``"""
 
 import argparse
-import itertools
-import json
 import logging
+import shlex
+import sys
 import time
 
 from osc_lib.command import command
@@ -29,6 +29,7 @@ from osc_snapphase import phases
 from osc_snapphase import records
 from osc_snapphase import report
 from osc_snapphase.v1 import common
+from osc_snapphase.v1 import live
 
 LOG = logging.getLogger(__name__)
 
@@ -67,8 +68,10 @@ EXIT_CODES_HELP = (
     'Exit status: 0 the condition was met; 1 error (bad input, '
     'authentication, API error); 2 usage error; 3 the watched operation '
     'failed (server in error, server deleted, image killed or missing); 4 '
-    'a task state stalled (--stall-timeout); 124 --timeout reached; 130 '
-    'interrupted (SIGINT); 143 terminated (SIGTERM).'
+    'a task state stalled (--stall-timeout); 5 busy: another task runs on '
+    'the server, so the awaited image phase cannot come (--until '
+    'phase-over=...; Nova would refuse an image-create, HTTP 409); 124 '
+    '--timeout reached; 130 interrupted (SIGINT); 143 terminated (SIGTERM).'
 )
 
 
@@ -120,7 +123,7 @@ class ShowTaskState(command.ShowOne):
             state.status,
             state.vm_state,
             state.task_state,
-            common.power_state_name(state.power_state),
+            common.PowerStateColumn(state.power_state),
             entry.phase,
             description,
             capture.state,
@@ -170,7 +173,7 @@ def _row(change):
         change.status,
         change.vm_state,
         change.task_state,
-        common.power_state_name(change.power_state),
+        common.PowerStateColumn(change.power_state),
         change.phase,
         duration,
         change.capture,
@@ -183,24 +186,35 @@ class WatchTaskState(command.Lister):
 
     Prints one row per observed change of status, vm_state, task_state,
     power_state or disk capture state of each server; the first row of
-    each server is its state when the watch starts. On a terminal, and
-    with ``-f value``, ``-f csv`` or ``--stream -f json``, rows appear as
-    the changes happen; ``-f json`` and ``-f yaml`` print one document
-    when the watch ends.
+    each server is its state when the watch starts. Rows appear as the
+    changes happen: the table (on a terminal or not: a header, then one
+    line per row), -f value, -f csv and --stream (JSON Lines, also without
+    -f). Only -f json without --stream, -f yaml and a table with
+    --sort-column print once, when the watch ends. On a terminal narrower
+    than the full table, the table shows the columns Time (time of day,
+    UTC), Server Name, Task State, Phase and Capture, fitted to its
+    width; --long shows every column, -c the ones named.
 
-    Conditions for --until: ``idle`` (no task state), ``disk-safe`` (the
-    disk capture is proven complete, or none runs: guest writes are safe),
-    ``task-state=<value>`` (reached or, for image task states, passed),
-    ``vm-state=<value>``, ``status=<value>``, ``deleted``.
+    Conditions for --until: idle (no task state), disk-safe (the disk
+    capture is proven complete, or none runs: guest writes are safe),
+    phase-over=<phase> (snapshot, pending-upload or upload: as
+    --wait-phase of server image create), task-state=<value> (one of
+    Nova's task states, any case, reached or, for image task states,
+    passed; task-state=+<value> for a state of a newer Nova),
+    vm-state=<value>, status=<value>, deleted. Given several times, the
+    watch ends when all hold at the same poll.
 
-    The Capture column says what is known of the disk copy (none,
-    not-started, in-progress, complete, unknown, failed) and Capture
-    Evidence what shows it: by default the snapshot image's status in the
-    Image service (saving, importing or active proves the copy is over, on
-    every Nova driver), or the Cinder snapshots of a volume-backed server.
-    With --image, the watch follows known image-creates (any server
-    backing, also after they ended) and, without --until, ends when each
-    has ended.
+    The Phase column names the phase of the task state: snapshot,
+    pending-upload, upload, offload, idle or other. The Capture column
+    says what is known of the disk copy (none, not-started, in-progress,
+    complete, unknown, failed) and Capture Evidence what shows it: by
+    default the snapshot image's status in the Image service (saving,
+    importing or active proves the copy is over, on every Nova driver),
+    or the Cinder snapshots of a volume-backed server. Previous Duration
+    is empty for a state found when the watch began: how long it lasted
+    before is not known. With --image, the watch follows known
+    image-creates (any server backing, also after they ended) and,
+    without --until, ends when each has ended.
     """
 
     _epilog = EXIT_CODES_HELP
@@ -233,9 +247,11 @@ class WatchTaskState(command.Lister):
             '--until',
             metavar='<condition>',
             type=_condition,
+            action='append',
             help='End with exit status 0 as soon as the condition holds '
                  'for every server: idle, disk-safe, deleted, '
-                 'task-state=<value>, vm-state=<value> or status=<value> '
+                 'phase-over=<phase>, task-state=<value>, vm-state=<value> '
+                 'or status=<value>. Repeat to wait until all hold at once '
                  '(default: watch until interrupted or --timeout)',
         )
         parser.add_argument(
@@ -264,15 +280,20 @@ class WatchTaskState(command.Lister):
         parser.add_argument(
             '--stream',
             action='store_true',
-            help='With -f json, print each row as one JSON object per line '
-                 'as it happens (JSON Lines)',
+            help='Print each row as one JSON object per line as it happens '
+                 '(JSON Lines), with or without -f json',
+        )
+        parser.add_argument(
+            '--long',
+            action='store_true',
+            help='Show every column in the table, also on a terminal '
+                 'narrower than the table (default there: Time, Server '
+                 'Name, Task State, Phase and Capture)',
         )
         return parser
 
     def take_action(self, parsed_args):
-        if parsed_args.stream and parsed_args.formatter != 'json':
-            common.usage_error(self.cmd_name or 'watch',
-                               '--stream needs -f json')
+        self._check_output_options(parsed_args)
         if not (parsed_args.servers or parsed_args.images):
             common.usage_error(self.cmd_name or 'watch',
                                'give at least one <server> or --image')
@@ -303,7 +324,7 @@ class WatchTaskState(command.Lister):
             except cloud.ImageNotFollowable as exc:
                 raise exceptions.CommandError(str(exc))
             add(track, '--image %s' % name_or_id)
-        condition = parsed_args.until
+        condition = self._condition(parsed_args)
         if condition is None and parsed_args.images:
             condition = conditions.phase_over('upload')
         self.watch = cloud.make_watch(
@@ -318,12 +339,62 @@ class WatchTaskState(command.Lister):
             on_poll=self._check_output)
         return WATCH_COLUMNS, self._rows()
 
+    def _usage_error(self, message):
+        common.usage_error('openstack %s' % (self.cmd_name or
+                                             'server task-state watch'),
+                           message)
+
+    def _check_output_options(self, parsed_args):
+        """--stream and -c against the format; before any request."""
+        if parsed_args.stream and parsed_args.formatter not in (
+                'table', 'json', 'value', 'csv'):
+            self._usage_error(
+                '--stream prints JSON Lines; -f %s cannot be printed row by '
+                'row' % parsed_args.formatter)
+        if parsed_args.stream and parsed_args.sort_columns:
+            self._usage_error('--stream prints rows as they happen: they '
+                              'cannot be sorted (--sort-column)')
+        try:
+            live.select(parsed_args.columns, WATCH_COLUMNS)
+        except live.ColumnError as exc:
+            self._usage_error('argument -c/--column: %s' % exc)
+
+    def _condition(self, parsed_args):
+        """The --until conditions as one: all must hold."""
+        try:
+            return conditions.all_of(parsed_args.until)
+        except conditions.ConditionError as exc:
+            self._usage_error('argument --until: %s' % exc)
+
     def _check_output(self, watch):
         trap = getattr(self, '_trap', None)
         if trap is not None:
             trap.check()
+        self._check_busy(watch)
         if common.reader_gone(self.app.stdout):
             raise BrokenPipeError('the reader of the output has gone')
+
+    def _check_busy(self, watch):
+        """End with the busy status when a task keeps the condition off.
+
+        Only --until phase-over= can be kept from its end by another task:
+        while it runs, Nova refuses an image-create (HTTP 409).
+        """
+        busy = getattr(watch.condition, 'busy', None)
+        if busy is None or watch.outcome is not None:
+            return
+        running = watch.busy() if hasattr(watch, 'busy') else watch.tracks
+        for track in running:
+            if busy(track):
+                watch.stop(engine.BUSY, (
+                    'Server %s is busy: task state %s (%s) is no image '
+                    'operation, so no %s can end while it runs, and Nova '
+                    'refuses an image-create (HTTP 409) until it is over'
+                    ) % (track.label, track.task_state,
+                         phases.phase_of(track.task_state),
+                         watch.condition))
+                watch.outcome.server_id = track.server_id
+                return
 
     def _notify(self, message):
         self.app.stderr.write('%s\n' % message)
@@ -348,55 +419,52 @@ class WatchTaskState(command.Lister):
             self.watch.stop(engine.ERROR, str(exc))
 
     def produce_output(self, parsed_args, column_names, data):
-        live_table = (parsed_args.formatter == 'table'
-                      and not parsed_args.sort_columns
-                      and common.is_terminal(self.app.stdout))
-        if not (parsed_args.stream or live_table):
-            return super().produce_output(parsed_args, column_names, data)
-        columns, selector = self._generate_columns_and_selector(
-            parsed_args, column_names)
-        if selector is not None:
-            data = (list(itertools.compress(row, selector)) for row in data)
+        """Rows as they happen in every format that can stream.
+
+        The table, on a terminal or not, as a header and one line per row;
+        JSON Lines with --stream (with or without -f json); -f value and
+        -f csv by cliff, row by row. Only -f json, -f yaml and a sorted
+        table wait for the end.
+        """
+        fmt = parsed_args.formatter
+        kept = live.select(parsed_args.columns, column_names)
         if parsed_args.stream:
-            return self._stream_json(columns, data)
-        return self._live_table(columns, data)
+            live.json_lines(self.app.stdout, kept,
+                            live.project(data, column_names, kept))
+            return 0
+        width = self._width(parsed_args)
+        if parsed_args.long and not (
+                getattr(parsed_args, 'fit_width', False)
+                or (getattr(parsed_args, 'max_width', 0) or 0) > 0):
+            width = None   # every column at full width, as asked
+        if fmt == 'table' and not parsed_args.sort_columns:
+            layout = live.Layout(
+                column_names, parsed_args.columns, parsed_args.long, width,
+                [t.name for t in self.watch.tracks])
+            live.LiveTable(self.app.stdout, layout).write(data)
+            return 0
+        if fmt == 'table' and width and not (parsed_args.columns
+                                             or parsed_args.long):
+            layout = live.Layout(column_names, (), False, width,
+                                 [t.name for t in self.watch.tracks])
+            if layout.compact:
+                parsed_args.columns = layout.columns
+        return super().produce_output(parsed_args, column_names, data)
 
-    def _stream_json(self, column_names, data):
+    def _width(self, parsed_args):
+        """The width the table must fit in, or None.
+
+        --max-width wins; else the terminal's (COLUMNS, or the terminal
+        stdout writes to), on a terminal or with --fit-width.
+        """
+        max_width = getattr(parsed_args, 'max_width', 0) or 0
+        if max_width > 0:
+            return max_width
         out = self.app.stdout
-        for row in data:
-            out.write(json.dumps(dict(zip(column_names, row)),
-                                 separators=(',', ':')) + '\n')
-            out.flush()
-        return 0
-
-    def _live_table(self, column_names, data):
-        """Rows as they happen, in cliff's table style (kubectl get -w)."""
-        longest = {
-            'Time': 24,
-            'Server ID': 36,
-            'Server Name': max(len(t.name) for t in self.watch.tracks),
-            'Task State': max(len(s) for s in phases.TASK_STATES),
-            'Phase': max(len(p) for p in phases.PHASE_ORDER),
-            'Capture': max(len(c) for c in phases.CAPTURE_STATES),
-        }
-        widths = [max(len(c), longest.get(c, 9)) for c in column_names]
-        rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+\n'
-        out = self.app.stdout
-
-        def line(values):
-            cells = [str(v) for v in values]
-            return '| ' + ' | '.join(
-                c.ljust(w) for c, w in zip(cells, widths)) + ' |\n'
-        out.write(rule + line(column_names) + rule)
-        out.flush()
-        try:
-            for row in data:
-                out.write(line(row))
-                out.flush()
-        finally:
-            out.write(rule)
-            out.flush()
-        return 0
+        if common.is_terminal(out) or getattr(parsed_args, 'fit_width',
+                                              False):
+            return report.terminal_width(out)
+        return None
 
     def run(self, parsed_args):
         self.watch = None
@@ -414,9 +482,9 @@ class WatchTaskState(command.Lister):
                     common.STOPPED_BY[kind]))
                 self.app.stderr.flush()
             return engine.EXIT_CODES[kind]
-        return self._finish()
+        return self._finish(parsed_args)
 
-    def _finish(self):
+    def _finish(self, parsed_args):
         common.quick_exit()
         watch = self.watch
         outcome = watch.outcome
@@ -428,25 +496,59 @@ class WatchTaskState(command.Lister):
         if outcome is None:
             return 0
         if outcome.kind != engine.MET or on_terminal:
-            err.write(outcome.message + self._hint(outcome) + '\n')
+            err.write(outcome.message + self._hint(outcome, parsed_args)
+                      + '\n')
         err.flush()
         return outcome.exit_code
 
-    def _hint(self, outcome):
-        servers = ' '.join(t.server_id for t in self.watch.tracks
-                           if t.exists)
+    def _hint(self, outcome, parsed_args):
         if outcome.kind in (engine.TIMED_OUT, engine.INTERRUPTED,
-                            engine.TERMINATED) and servers:
-            return ('. To keep following: openstack server task-state '
-                    'watch %s --until idle' % servers)
+                            engine.TERMINATED):
+            return self._follow_hint(parsed_args)
+        if outcome.kind == engine.BUSY and outcome.server_id:
+            return ('. Wait for it with: openstack server task-state watch '
+                    '%s --until idle' % outcome.server_id)
         if outcome.kind == engine.FAILED and outcome.server_id:
             return ('. See: openstack server event list %s'
                     % outcome.server_id)
         return ''
 
+    def _follow_hint(self, parsed_args):
+        """The command that goes on waiting for what this one waited for.
+
+        It repeats the servers, images and conditions as given; on servers
+        where nothing runs, it says so instead.
+        """
+        tracks = (self.watch.busy() if self.watch.fleet
+                  else self.watch.tracks)
+        if self.watch.fleet and not tracks:
+            return '. Nothing runs on the %d servers watched' % len(
+                self.watch)
+        tracks = [t for t in tracks if t.exists]
+        if not tracks:
+            return ''
+        if all(t.state is not None and t.task_state is None
+               and not t.op_active for t in tracks):
+            return ('. Nothing runs on %s: no task state and no image '
+                    'operation' % ', '.join(t.label for t in tracks))
+        args = list(parsed_args.servers)
+        if self.watch.fleet:
+            args = ['--all'] + (['--all-projects'] if parsed_args.all_projects
+                                else []) + (
+                ['--name', parsed_args.name] if parsed_args.name else [])
+        for image in parsed_args.images:
+            args += ['--image', image]
+        for condition in parsed_args.until or ():
+            args += ['--until', str(condition)]
+        return ('. To keep following: openstack server task-state watch %s'
+                % ' '.join(shlex.quote(a) for a in args))
+
 
 def _condition(text):
+    def warn(message):
+        sys.stderr.write('openstack: warning: --until %s: %s\n'
+                         % (text, message))
     try:
-        return conditions.parse_until(text)
+        return conditions.parse_until(text, warn)
     except conditions.ConditionError as exc:
         raise argparse.ArgumentTypeError(str(exc))

@@ -42,6 +42,7 @@ WATCH_DEFAULTS = (
     ('stall_timeout', None),
     ('interval', None),
     ('stream', False),
+    ('long', False),
     ('formatter', 'table'),
     ('columns', []),
 )
@@ -104,7 +105,7 @@ class TestWatchParser(ParserTestCase):
             servers=['vm1', 'vm2'], images=['img-1', 'img-2'],
             until=mock.ANY, timeout=90.0, stall_timeout=30.5,
             interval=0.5, stream=True, formatter='json')
-        self.assertEqual('disk-safe', str(parsed.until))
+        self.assertEqual(['disk-safe'], [str(c) for c in parsed.until])
 
     def test_watch_parser_image_only(self):
         self.verify(['--image', 'img-1'], servers=[], images=['img-1'])
@@ -128,7 +129,7 @@ class TestWatchParser(ParserTestCase):
                      'task-state=image_uploading', 'vm-state=active',
                      'status=SHUTOFF', ' idle '):
             parsed = self.verify(['vm1', '--until', text], until=mock.ANY)
-            self.assertEqual(text.strip(), str(parsed.until))
+            self.assertEqual([text.strip()], [str(c) for c in parsed.until])
 
     # -- the server ---------------------------------------------------------
 
@@ -236,6 +237,38 @@ class TestWatchParser(ParserTestCase):
             ['vm1', '--until', 'task-state='],
             'argument --until: task-state needs a value, for example '
             'task-state=image_uploading (use "idle" for no task)')
+
+    def test_watch_parser_until_task_state_typo(self):
+        parser = self.cmd.get_parser(self.prog)
+        exc = self.assertRaises(
+            SystemExit, parser.parse_args,
+            ['vm1', '--until', 'task-state=image_uploadng'])
+        self.assertEqual(2, exc.code)
+        error = self.stderr.getvalue().splitlines()[-1]
+        self.assertTrue(error.startswith(
+            "%s: error: argument --until: unknown task state "
+            "'image_uploadng' (did you mean image_uploading?); the task "
+            "states of Nova are: block_device_mapping, deleting, "
+            % self.prog), error)
+        self.assertTrue(error.endswith(
+            'for a task state of a newer Nova, write task-state=+<state>'))
+
+    def test_watch_parser_until_repeated(self):
+        parsed = self.verify(['vm1', '--until', 'disk-safe', '--until',
+                              'vm-state=stopped'], until=mock.ANY)
+        self.assertEqual(['disk-safe', 'vm-state=stopped'],
+                         [str(c) for c in parsed.until])
+
+    def test_watch_parser_until_deprecated_phase(self):
+        parsed = self.verify(['vm1', '--until', 'phase-over=packaging'],
+                             until=mock.ANY)
+        self.assertEqual(['phase-over=pending-upload'],
+                         [str(c) for c in parsed.until])
+        self.assertEqual(
+            "openstack: warning: --until phase-over=packaging: the phase "
+            "name 'packaging' is deprecated and will be refused in the next "
+            "release; use 'pending-upload' (the phases are named after "
+            "Nova's task states)\n", self.stderr.getvalue())
 
     def test_watch_parser_until_vm_state_empty(self):
         self.assert_usage_error(

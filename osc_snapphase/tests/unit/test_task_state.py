@@ -16,14 +16,30 @@
 import io
 import json
 from unittest import mock
+import uuid
 
+from cliff import columns as cliff_columns
 from osc_lib import exceptions
 from osc_lib.test import base
 
 
 from osc_snapphase import engine
 from osc_snapphase.tests.unit import fakes
+from osc_snapphase.v1 import common
 from osc_snapphase.v1 import task_state
+
+
+def human(row):
+    """A row as a table shows it (FormattableColumns for people)."""
+    return tuple(v.human_readable()
+                 if isinstance(v, cliff_columns.FormattableColumn) else v
+                 for v in row)
+
+
+def machine(row):
+    return tuple(v.machine_readable()
+                 if isinstance(v, cliff_columns.FormattableColumn) else v
+                 for v in row)
 
 
 class TestTaskState(fakes.TestCommand):
@@ -51,7 +67,10 @@ class TestTaskStateShow(TestTaskState):
         columns, data = self.cmd.take_action(parsed_args)
         self.compute_client.find_server.assert_called_once_with(
             server.name, ignore_missing=False)
-        return server, columns, data
+        power = data[columns.index('power_state')]
+        self.assertIsInstance(power, common.PowerStateColumn)
+        self.assertEqual(server.power_state, power.machine_readable())
+        return server, columns, human(data)
 
     def test_task_state_show_idle(self):
         server, columns, data = self.show({})
@@ -178,8 +197,13 @@ class TestTaskStateShow(TestTaskState):
         self.assertEqual(('idle', True, False), data[6:7] + data[11:13])
 
     def test_task_state_show_json_types(self):
-        server, columns, data = self.show({})
-        info = dict(zip(columns, data))
+        server = fakes.create_one_server({})
+        self.compute_client.find_server.return_value = server
+        columns, data = self.cmd.take_action(
+            self.check_parser(self.cmd, [server.name], []))
+        info = dict(zip(columns, machine(data)))
+        # The power state as core's server show: the number for machines.
+        self.assertEqual(1, info['power_state'])
         self.assertIs(True, info['disk_writes_safe'])
         self.assertIs(True, info['image_create_allowed'])
         self.assertIsNone(info['task_state'])
@@ -247,15 +271,15 @@ class TestTaskStateWatch(TestTaskState):
                       ('stall_timeout', 30.5), ('interval', 0.2),
                       ('stream', True)]
         parsed_args = self.check_parser(self.cmd, arglist, verifylist)
-        self.assertEqual('task-state=image_uploading',
-                         str(parsed_args.until))
+        self.assertEqual(['task-state=image_uploading'],
+                         [str(c) for c in parsed_args.until])
 
     def test_task_state_watch_parser_until_forms(self):
         for text in ('idle', 'disk-safe', 'deleted', 'task-state=none',
                      'vm-state=active', 'status=SHUTOFF'):
             parsed_args = self.check_parser(
                 self.cmd, ['vm1', '--until', text], [])
-            self.assertEqual(text, str(parsed_args.until))
+            self.assertEqual([text], [str(c) for c in parsed_args.until])
 
     def test_task_state_watch_parser_invalid(self):
         cases = (
@@ -274,6 +298,8 @@ class TestTaskStateWatch(TestTaskState):
             ['vm1', '--until', 'task-state='],
             ['vm1', '--until', 'foo=bar'],
             ['vm1', '--until', 'vm-state='],
+            ['vm1', '--until', 'task-state=image_uploadng'],
+            ['vm1', '--until', 'phase-over=offload'],
             [''],
             ['vm1', ''],
             ['--image'],
@@ -305,7 +331,7 @@ class TestTaskStateWatch(TestTaskState):
               'Running', 'upload', None, 'in-progress'),
              (self.server.id, 'vm1', 'ACTIVE', 'active', None, 'Running',
               'idle', 2.0, 'complete')],
-            [r[1:-1] for r in rows])
+            [human(r)[1:-1] for r in rows])
         self.assertEqual(
             'task state image_snapshot, image %s queued since '
             '00:00:00Z: no proof yet that the copy is over' % self.image_id,
@@ -397,7 +423,7 @@ class TestTaskStateWatch(TestTaskState):
             'Timed out after 10.0s; vm1 (%(id)s): task state rebooting '
             '(other) since the watch began 10.0s ago (already in it then). '
             'To keep following: openstack server '
-            'task-state watch %(id)s --until idle\n' % {'id': self.server.id},
+            'task-state watch vm1 --until idle\n' % {'id': self.server.id},
             self.app.stderr.getvalue())
         self.assertLessEqual(self.clock.now, 10.0)
 
@@ -424,17 +450,36 @@ class TestTaskStateWatch(TestTaskState):
                       self.app.stderr.getvalue())
 
     def test_task_state_watch_run_interrupted(self):
+        self.script({self.server.id: [
+            (0, {'OS-EXT-STS:task_state': 'image_uploading'})]})
+
+        def interrupt(seconds):
+            raise KeyboardInterrupt()
+        self.cmd.sleep = interrupt
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '-f', 'value', '--until', 'disk-safe',
+                       '--until', 'vm-state=stopped'], [])
+        self.assertEqual(130, self.cmd.run(parsed_args))
+        # The follow-up waits for what this watch waited for.
+        self.assertIn('Interrupted after 0.0s. To keep following: '
+                      'openstack server task-state watch vm1 --until '
+                      'disk-safe --until vm-state=stopped',
+                      self.app.stderr.getvalue())
+
+    def test_task_state_watch_run_interrupted_idle(self):
         self.script({self.server.id: [(0, {})]})
 
         def interrupt(seconds):
             raise KeyboardInterrupt()
         self.cmd.sleep = interrupt
         parsed_args = self.check_parser(
-            self.cmd, ['vm1', '-f', 'value'], [])
+            self.cmd, ['vm1', '-f', 'value', '--until',
+                       'task-state=image_uploading'], [])
         self.assertEqual(130, self.cmd.run(parsed_args))
-        self.assertIn('Interrupted after 0.0s. To keep following: '
-                      'openstack server task-state watch %s --until idle'
-                      % self.server.id, self.app.stderr.getvalue())
+        self.assertEqual(
+            'Interrupted after 0.0s. Nothing runs on vm1 (%s): no task '
+            'state and no image operation\n' % self.server.id,
+            self.app.stderr.getvalue())
 
     def test_task_state_watch_run_stream_json(self):
         self.app.stdout = io.StringIO()
@@ -450,13 +495,15 @@ class TestTaskStateWatch(TestTaskState):
         self.assertIsNone(row['Task State'])
         self.assertEqual('idle', row['Phase'])
 
-    def test_task_state_watch_stream_needs_json(self):
+    def test_task_state_watch_stream_not_yaml(self):
         self.script({self.server.id: [(0, {})]})
-        parsed_args = self.check_parser(
-            self.cmd, ['vm1', '--stream', '-f', 'value'], [])
-        exc = self.assertRaises(SystemExit, self.cmd.take_action,
-                                parsed_args)
-        self.assertEqual(2, exc.code)
+        for arglist in (['-f', 'yaml'], ['--sort-column', 'Time']):
+            parsed_args = self.check_parser(
+                self.cmd, ['vm1', '--stream'] + arglist, [])
+            exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                    parsed_args)
+            self.assertEqual(2, exc.code)
+        self.compute_client.find_server.assert_not_called()
 
     def test_task_state_watch_no_task_states(self):
         self.script({self.server.id: [
@@ -465,3 +512,176 @@ class TestTaskStateWatch(TestTaskState):
         parsed_args = self.check_parser(self.cmd, ['vm1'], [])
         columns, rows = self.cmd.take_action(parsed_args)
         self.assertRaises(exceptions.CommandError, list, rows)
+
+
+class TestTaskStateWatchOutput(TestTaskStateWatch):
+    """Rows as they happen, the columns, and the fit to a terminal."""
+
+    UPLOAD = [(0, {'OS-EXT-STS:task_state': 'image_snapshot_pending'}),
+              (1, {'OS-EXT-STS:task_state': 'image_uploading'}),
+              (2, {})]
+
+    def run_watch(self, arglist, timeline=None, terminal=False, env=None):
+        self.app.stdout = io.StringIO()
+        self.script({self.server.id: timeline or self.UPLOAD})
+        self.images = [(0, {'id': self.image_id, 'status': 'queued'}),
+                       (1, {'id': self.image_id, 'status': 'saving'}),
+                       (2, {'id': self.image_id, 'status': 'active'})]
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--interval', '1'] + arglist, [])
+        with mock.patch.object(common, 'is_terminal',
+                               lambda stream: terminal), \
+                mock.patch.dict('os.environ', env or {}):
+            code = self.cmd.run(parsed_args)
+        return code, self.app.stdout.getvalue()
+
+    def test_watch_table_rows_live_in_a_pipe(self):
+        """Not on a terminal, the table still prints each row at once."""
+        seen = []
+        real = self.cmd._rows
+
+        def rows():
+            for row in real():
+                # What the reader had when the next row was made.
+                seen.append(self.app.stdout.getvalue())
+                yield row
+        self.cmd._rows = rows
+        code, out = self.run_watch(['--until', 'idle'])
+        self.assertEqual(0, code)
+        lines = out.splitlines()
+        self.assertIn('| Time ', lines[1])
+        self.assertEqual(3 + 3 + 1, len(lines))
+        # The header was out before the first row; each row before the
+        # next one was made.
+        self.assertEqual(3, len(seen[0].splitlines()))
+        self.assertIn('image_snapshot_pending', seen[1])
+        self.assertIn('image_uploading', seen[2])
+
+    def test_watch_stream_without_format_is_json_lines(self):
+        code, out = self.run_watch(['--until', 'idle', '--stream'])
+        self.assertEqual(0, code)
+        rows = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual(['image_snapshot_pending', 'image_uploading', None],
+                         [r['Task State'] for r in rows])
+        self.assertEqual(list(task_state.WATCH_COLUMNS), list(rows[0]))
+        # Machine-readable: the power state as Nova gives it.
+        self.assertEqual(1, rows[0]['Power State'])
+        self.assertIsNone(rows[0]['Previous Duration'])
+
+    def test_watch_stream_with_columns(self):
+        code, out = self.run_watch(['--until', 'idle', '--stream', '-c',
+                                    'Task State', '-c', 'phase'])
+        self.assertEqual([{'Task State': 'image_snapshot_pending',
+                           'Phase': 'snapshot'},
+                          {'Task State': 'image_uploading',
+                           'Phase': 'upload'},
+                          {'Task State': None, 'Phase': 'idle'}],
+                         [json.loads(line) for line in out.splitlines()])
+
+    def test_watch_unknown_column(self):
+        self.script({self.server.id: self.UPLOAD})
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '-c', 'Bogus'], [])
+        exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                parsed_args)
+        self.assertEqual(2, exc.code)
+
+    def test_watch_narrow_terminal_compact(self):
+        code, out = self.run_watch(['--until', 'idle'], terminal=True,
+                                   env={'COLUMNS': '80'})
+        self.assertEqual(0, code)
+        lines = out.splitlines()
+        self.assertEqual(
+            ['Time', 'Server Name', 'Task State', 'Phase', 'Capture'],
+            [c.strip() for c in lines[1].strip('|').split('|')])
+        for line in lines:
+            self.assertLessEqual(len(line), 80, line)
+        # Time of day; a long task state wrapped within its column.
+        self.assertIn('| 00:00:00 | vm1 ', out)
+        self.assertIn('image_snapshot_', out)
+        self.assertIn('| pending ', out)
+
+    def test_watch_wide_terminal_full(self):
+        code, out = self.run_watch(['--until', 'idle'], terminal=True,
+                                   env={'COLUMNS': '400'})
+        header = out.splitlines()[1]
+        self.assertEqual(list(task_state.WATCH_COLUMNS),
+                         [c.strip() for c in header.strip('|').split('|')])
+
+    def test_watch_narrow_terminal_long_and_columns(self):
+        code, out = self.run_watch(['--until', 'idle', '--long'],
+                                   terminal=True, env={'COLUMNS': '80'})
+        header = out.splitlines()[1]
+        self.assertEqual(list(task_state.WATCH_COLUMNS),
+                         [c.strip() for c in header.strip('|').split('|')])
+        # A server ID as Nova makes them: 36 characters.
+        self.server = fakes.create_one_server(
+            {'name': 'vm1', 'id': str(uuid.UUID(fakes.new_id()))})
+        code, out = self.run_watch(
+            ['--until', 'idle', '-c', 'Time', '-c', 'Server ID', '-c',
+             'Capture Evidence'], terminal=True, env={'COLUMNS': '80'})
+        lines = out.splitlines()
+        # The evidence column is what gives way: its header wraps too.
+        self.assertEqual(['Time', 'Server ID', 'Capture'],
+                         [c.strip() for c in lines[1].strip('|').split('|')])
+        self.assertEqual(['', '', 'Evidence'],
+                         [c.strip() for c in lines[2].strip('|').split('|')])
+        for line in lines:
+            self.assertLessEqual(len(line), 80, line)
+        # The full time stamp and ID: only the compact set shortens the
+        # time, and neither is wrapped.
+        self.assertRegex(out, r'\| 2026-01-01T00:00:0\d\.000Z \| %s \|'
+                         % self.server.id)
+
+    def test_watch_max_width_in_a_pipe(self):
+        code, out = self.run_watch(['--until', 'idle', '--max-width', '70'])
+        for line in out.splitlines():
+            self.assertLessEqual(len(line), 70, line)
+        self.assertIn('| Capture ', out.splitlines()[1])
+
+    def test_watch_busy_phase_over(self):
+        code, out = self.run_watch(
+            ['--until', 'phase-over=snapshot', '-f', 'value'],
+            timeline=[(0, {'OS-EXT-STS:task_state': 'rebooting'})])
+        self.assertEqual(5, code)
+        self.assertEqual(
+            'Server vm1 (%(id)s) is busy: task state rebooting (other) is '
+            'no image operation, so no phase-over=snapshot can end while it '
+            'runs, and Nova refuses an image-create (HTTP 409) until it is '
+            'over. Wait for it with: openstack server task-state watch '
+            '%(id)s --until idle\n' % {'id': self.server.id},
+            self.app.stderr.getvalue())
+        self.assertEqual(1, len(out.splitlines()))
+
+    def test_watch_phase_over_met(self):
+        code, out = self.run_watch(
+            ['--until', 'phase-over=snapshot', '-f', 'value', '-c',
+             'Task State'])
+        self.assertEqual(0, code)
+        # The image is saving when image_uploading is seen.
+        self.assertEqual(['image_snapshot_pending', 'image_uploading'],
+                         out.splitlines())
+
+    def test_watch_until_repeated_all_must_hold(self):
+        timeline = [(0, {'OS-EXT-STS:task_state': 'image_uploading'}),
+                    (1, {}),
+                    (3, {'status': 'SHUTOFF', 'OS-EXT-STS:vm_state':
+                         'stopped', 'OS-EXT-STS:power_state': 4})]
+        code, out = self.run_watch(
+            ['--until', 'idle', '--until', 'vm-state=stopped', '-f', 'csv',
+             '-c', 'VM State'], timeline=timeline)
+        self.assertEqual(0, code)
+        self.assertEqual(3.0, self.clock.now)
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--until', 'idle', '--until', 'deleted'], [])
+        exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                parsed_args)
+        self.assertEqual(2, exc.code)
+
+    def test_watch_value_power_state_and_duration(self):
+        code, out = self.run_watch(['--until', 'idle', '-f', 'value', '-c',
+                                    'Power State', '-c',
+                                    'Previous Duration'])
+        # The first state's duration is unknown; the number of the power
+        # state in a machine format.
+        self.assertEqual(['1 None', '1 None', '1 1.0'], out.splitlines())
