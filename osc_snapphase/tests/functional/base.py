@@ -11,19 +11,25 @@
 #   under the License.
 
 """Base class of the functional tests: the real ``openstack`` executable
-run as a subprocess against the bundled simulator on 127.0.0.1."""
+run as a subprocess against the bundled simulator on 127.0.0.1.
 
-import signal
+It is the scenarios' cloud interface (:mod:`osc_snapphase.tests.scenarios`)
+for the simulator: holds, faults and counters of its control endpoint.
+"""
+
+import json
 import time
-
-import testtools
+import urllib.error
+import urllib.request
 
 from osc_snapphase.tests import cli
 from osc_snapphase.tests import fixture
+from osc_snapphase.tests.scenarios import base as scenario_base
 
 OPENSTACK = cli.executable()
 # The simulator's request key of one server's GET (what a watch polls).
 GET_SERVER = 'GET /compute/v2.1/servers/{id}'
+WAIT = scenario_base.WAIT
 
 # Short but realistic phases: each longer than two fast polls.
 DURATIONS = {
@@ -32,16 +38,25 @@ DURATIONS = {
     'pending_upload': 0.8,
     'uploading': 3.0,
 }
-
+#: The scenarios' steps as the simulator names them (a backup's
+#: image_backup step is 'backup').
+SIM_STEPS = {'pending': ('pending',), 'snapshot': ('snapshot', 'backup'),
+             'pending_upload': ('pending_upload',),
+             'upload': ('uploading',)}
+SIM_FAILURES = {'error': 'driver_error', 'not_running': 'stuck'}
+MICROVERSION = 'compute 2.96'
 
 Result = cli.Result
 
 
-class TestCase(testtools.TestCase):
+class TestCase(scenario_base.CLITestCase):
     """Starts a simulator per test; runs ``openstack`` against it."""
 
     durations = DURATIONS
     token_lifetime = None
+    cli_timeout = 120
+    #: The image a scenario boots a server from.
+    BOOT_IMAGE = 'cirros'
 
     def setUp(self):
         super().setUp()
@@ -49,6 +64,7 @@ class TestCase(testtools.TestCase):
             durations=dict(self.durations),
             token_lifetime=self.token_lifetime))
         self.control = self.sim.control
+        self.admin_cloud = self.sim.cloud_name + '-admin'
 
     def environ(self, cloud=None, env=None):
         # As a user's shell has it: no OS_* left over, and stdout buffered
@@ -57,37 +73,11 @@ class TestCase(testtools.TestCase):
         return cli.environ(extra=dict(self.sim.cloud_env(cloud),
                                       **(env or {})))
 
-    def openstack(self, *args, cloud=None, expect=0, env=None,
-                  timeout=120):
-        """Run openstack; assert its exit status (None: any)."""
-        result = cli.run(args, self.environ(cloud, env), timeout=timeout)
-        self.check_result(result, expect)
-        return result
-
-    def start(self, *args, cloud=None, env=None):
-        """Start openstack in the background; finish() collects it."""
-        proc = cli.start(args, self.environ(cloud, env))
-        self.addCleanup(cli.reap, proc)
-        return proc
-
-    def interrupt(self, proc, signum=signal.SIGINT):
-        proc.send_signal(signum)
-
-    def finish(self, proc, expect=0, timeout=120):
-        result = cli.finish(proc, timeout)
-        self.check_result(result, expect)
-        return result
-
     def check_result(self, result, expect):
         for secret in self.control.secret_values():
             self.assertNotIn(secret, result.stdout + result.stderr,
                              'a secret leaked into the output')
-        self.assertNotIn('Traceback', result.stderr)
-        if expect is not None and result.returncode != expect:
-            self.fail('openstack %s: exit %d, expected %d\nstdout:\n%s\n'
-                      'stderr:\n%s' % (' '.join(result.args),
-                                       result.returncode, expect,
-                                       result.stdout, result.stderr))
+        super().check_result(result, expect)
 
     _reap = staticmethod(cli.reap)
 
@@ -101,19 +91,6 @@ class TestCase(testtools.TestCase):
                 and entry['field'] == 'task_state']
 
     # -- helpers for tests that watch a running openstack ------------------
-
-    def read_line(self, proc, timeout=30, stream='stdout'):
-        """Read one line of a start()ed proc's stdout as it comes.
-
-        Reads the file descriptor byte by byte (no buffering), so that
-        finish() still gets the rest; the line is kept for finish() too.
-        Returns the line, or '' at end of output. stream='stderr' reads
-        stderr instead.
-        """
-        try:
-            return cli.read_line(proc, timeout, stream)
-        except TimeoutError as exc:
-            self.fail(str(exc))
 
     def wait_requests(self, key, count=1, timeout=30):
         """Wait for ``count`` requests of a key; return them.
@@ -133,25 +110,6 @@ class TestCase(testtools.TestCase):
             time.sleep(0.05)
 
     # -- waiting for events, never for a fixed time -----------------------
-
-    def wait_cli(self, proc, check, what, timeout=300):
-        """Wait until check() is true while the CLI runs; return it.
-
-        Fails at once, with the CLI's output, if the CLI has exited.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            found = check()
-            if found:
-                return found
-            if proc.poll() is not None:
-                stdout, stderr = proc.communicate(timeout=60)
-                self.fail('openstack exited with %s before %s\nstdout:\n%s'
-                          '\nstderr:\n%s'
-                          % (proc.returncode, what, stdout, stderr))
-            if time.monotonic() > deadline:
-                self.fail('no %s within %ss' % (what, timeout))
-            time.sleep(0.05)
 
     def hold(self, step, server=None):
         """Stop operations at ``step`` until released.
@@ -215,24 +173,127 @@ class TestCase(testtools.TestCase):
         self.fail('no task-state change of %s out of %s (log: %s)'
                   % (server_id, old, self.task_log(server_id)))
 
-    def openstack_timed(self, *args, expect=0, env=None, timeout=120):
-        """Run openstack like openstack(); also note when stdout was done.
+    # -- the scenarios' cloud interface ---------------------------------------
 
-        The Result gets ``output_at``: the wall-clock time when stdout
-        first held a complete JSON document (for -f json), else when its
-        last byte came; this excludes the interpreter's exit.
+    def boot(self, name='vm1'):
+        return self.create_server(name)['id']
+
+    def script(self, server, hold=(), fail_in=None, failure='error'):
+        for step in hold:
+            for name in SIM_STEPS[step]:
+                self.hold(name, server)
+        if fail_in is not None:
+            for name in SIM_STEPS[fail_in]:
+                self.control.add_fault(name, SIM_FAILURES[failure],
+                                       server=server)
+
+    def wait_held(self, step, server=None):
+        """Wait until held at ``step``.
+
+        Fails at once if the operation of ``server`` has ended.
         """
-        return self.finish_timed(self.start(*args, env=env), expect=expect,
-                                 timeout=timeout)
+        names = SIM_STEPS[step]
 
-    def finish_timed(self, proc, expect=0, timeout=120):
-        """Collect a start()ed proc, noting ``output_at``.
+        def held(state):
+            if any(h['step'] in names and server in (
+                    None, h['server_id'], h['server_name'])
+                    for h in state['held']):
+                return 'held'
+            # Ended: its image exists (or existed), no operation runs.
+            if server and not any(
+                    op['server_id'] == server
+                    for op in state['operations']) and any(
+                    i['properties'].get('instance_uuid') == server
+                    for i in state['images'] + state['deleted_images']):
+                return 'ended'
+        found = self.wait_for(lambda: held(self.control.state()), WAIT,
+                              'an operation held at %s' % step)
+        if found != 'held':
+            self.fail('the operation of %s ended before step %s (task '
+                      'states: %s)' % (server, step, [
+                          e['new'] for e in self.task_log(server)]))
 
-        As openstack_timed() does, for a proc the test acted on meanwhile.
-        """
+    def release(self, step=None, server=None):
+        for name in SIM_STEPS[step] if step else (None,):
+            self.control.release(name, server=server)
+
+    def operation_running(self, server_id):
+        return any(op['server_id'] == server_id
+                   for op in self.control.state()['operations'])
+
+    def operation_ended(self, server_id, outcome='ok'):
+        self.wait_for(lambda: not self.operation_running(server_id), WAIT,
+                      'the end of the operation of %s' % server_id)
+
+    def _api(self, method, path, body=None, admin=True):
+        """Call the simulator's Nova API; (status, decoded body)."""
+        env = self.sim.admin_env if admin else self.sim.env
+        auth = {'auth': {
+            'identity': {'methods': ['password'], 'password': {'user': {
+                'name': env['OS_USERNAME'], 'domain': {'name': 'Default'},
+                'password': env['OS_PASSWORD']}}},
+            'scope': {'project': {'name': env['OS_PROJECT_NAME'],
+                                  'domain': {'name': 'Default'}}}}}
+        token = self._request('POST', self.sim.auth_url + '/v3/auth/tokens',
+                              auth)[2]['X-Subject-Token']
+        base_url = self.sim.auth_url.rsplit('/identity', 1)[0]
+        status, body, _headers = self._request(
+            method, base_url + '/compute/v2.1' + path, body,
+            {'X-Auth-Token': token, 'OpenStack-API-Version': MICROVERSION})
+        return status, body
+
+    @staticmethod
+    def _request(method, url, body=None, headers=None):
+        req = urllib.request.Request(
+            url, method=method, headers=dict(
+                headers or {}, **{'Content-Type': 'application/json'}),
+            data=None if body is None else json.dumps(body).encode())
         try:
-            result = cli.finish_timed(proc, timeout)
-        except TimeoutError as exc:
-            self.fail(str(exc))
-        self.check_result(result, expect)
-        return result
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                data = resp.read()
+                status, headers = resp.status, resp.headers
+        except urllib.error.HTTPError as exc:
+            data, status, headers = exc.read(), exc.code, exc.headers
+        return status, json.loads(data) if data else None, headers
+
+    def create_image(self, server_id, name='snap1'):
+        status, body = self._api('POST', '/servers/%s/action' % server_id,
+                                 {'createImage': {'name': name}})
+        self.assertEqual(202, status, body)
+        return body['image_id']
+
+    def task_state(self, server_id):
+        server = self.control.server(server_id)
+        return server and server['OS-EXT-STS:task_state']
+
+    def server_gone(self, server_id):
+        return self._api('GET', '/servers/%s' % server_id)[0] == 404
+
+    def images_of(self, server_id):
+        return [i for i in self.control.state()['images']
+                if i['properties'].get('instance_uuid') == server_id]
+
+    def poll_mark(self):
+        return len(self.control.requests()['requests'])
+
+    def cli_polls(self, server_id, mark):
+        return sum(1 for r in self.control.requests()['requests'][mark:]
+                   if r['key'] == GET_SERVER and
+                   r['path'].rstrip('/').endswith(server_id))
+
+    def api_get(self, path):
+        status, body = self._api('GET', path)
+        self.assertEqual(200, status, body)
+        return body
+
+    def http_fault(self, code, count, path=None, retry_after=None):
+        rule = {'code': code, 'endpoint': 'compute'}
+        if path:
+            rule['path'] = path
+        if retry_after is not None:
+            rule['retry_after'] = retry_after
+        self.control.add_http_fault('status', count=count, **rule)
+
+    def http_faulted(self, code):
+        return sum(1 for r in self.control.requests()['requests']
+                   if r['fault'] and r['status'] == code)

@@ -12,83 +12,125 @@
 
 """Test base: a fresh in-process real Nova per test, ``openstack`` runner."""
 
-import json
-import os
-import subprocess
+import re
+import threading
 import time
 
-import fixtures
-import testtools
 from testtools import content
 
+from osc_snapphase.tests import cli
 from osc_snapphase.tests.functional_nova import cinder
 from osc_snapphase.tests.functional_nova import cloud
 from osc_snapphase.tests.functional_nova import driver
-from osc_snapphase.tests import output
+from osc_snapphase.tests.functional_nova import http
+from osc_snapphase.tests.scenarios import base as scenario_base
 
 IMAGE_ID = cloud.glance_fixture.GlanceFixture.image1['id']
 #: The bootable volume nova's Cinder fixture knows.
 BOOT_VOLUME = cinder.PhaseCinderFixture.IMAGE_BACKED_VOL
 FLAVOR = 'm1.tiny'
+WAIT = scenario_base.WAIT
+#: The scenarios' steps are the driver's phases.
+OUTCOMES = {'ok': str, 'error': driver.InjectedFailure,
+            'not_running': driver.exception.InstanceNotRunning,
+            'image_gone': driver.exception.ImageNotFound,
+            'server_gone': driver.exception.InstanceNotFound}
+Result = cli.Result
 _COMMAND_CACHE = {}
+
+
+def _help(*words):
+    """``openstack <words> --help`` (once per process)."""
+    if words not in _COMMAND_CACHE:
+        _COMMAND_CACHE[words] = cli.run(
+            list(words) + ['--help'],
+            cli.environ(extra={'PYTHONWARNINGS': 'ignore'}))
+    return _COMMAND_CACHE[words]
 
 
 def command_available(*words):
     """True when ``openstack <words> --help`` works (a plugin command)."""
-    if words not in _COMMAND_CACHE:
-        result = subprocess.run(
-            [cloud.find_openstack()] + list(words) + ['--help'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONWARNINGS='ignore'), timeout=120)
-        _COMMAND_CACHE[words] = (result.returncode == 0 and
-                                 'usage: openstack' in result.stdout)
-    return _COMMAND_CACHE[words]
+    result = _help(*words)
+    return result.returncode == 0 and 'usage: openstack' in result.stdout
 
 
 def option_available(option, *words):
-    key = words + (option,)
-    if key not in _COMMAND_CACHE:
-        result = subprocess.run(
-            [cloud.find_openstack()] + list(words) + ['--help'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONWARNINGS='ignore'), timeout=120)
-        _COMMAND_CACHE[key] = option in result.stdout
-    return _COMMAND_CACHE[key]
+    return option in _help(*words).stdout
 
 
 def result_of(clock):
     """The Result of a background CLI read by an output.AnswerClock."""
     return Result(clock.proc.argv, clock.proc.returncode, clock.stdout,
-                  clock.stderr,
-                  (clock.ended_at or time.time()) - clock.proc.started_wall)
+                  clock.stderr, clock.proc.started_wall,
+                  clock.ended_at or time.time())
 
 
-class Result(object):
-    def __init__(self, argv, returncode, stdout, stderr, seconds):
-        self.argv = argv
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.seconds = seconds
+class StatusFaults(object):
+    """Answers some requests with an error, as a proxy before Nova would.
 
-    def json(self):
-        return json.loads(self.stdout)
+    A rule: ``code``, ``count`` (requests left), ``path`` (a regular
+    expression searched in the path) and ``retry_after``. The test's own
+    requests (python-requests) are never faulted. ``given`` counts the
+    answers given per code.
+    """
 
-    def __repr__(self):
-        return ('openstack %s -> rc=%s in %.2fs\nstdout: %s\nstderr: %s'
-                % (' '.join(self.argv), self.returncode, self.seconds,
-                   self.stdout[-3000:], self.stderr[-3000:]))
+    def __init__(self, app):
+        self.app = app
+        self.rules = []
+        self.given = {}
+        self.lock = threading.Lock()
+
+    def add(self, code, count, path=None, retry_after=None):
+        with self.lock:
+            self.rules.append({'code': code, 'count': count, 'path': path,
+                               'retry_after': retry_after})
+
+    def _take(self, environ):
+        if environ.get('HTTP_USER_AGENT', '').startswith('python-requests'):
+            return None
+        with self.lock:
+            for rule in self.rules:
+                if rule['count'] > 0 and (not rule['path'] or re.search(
+                        rule['path'], environ.get('PATH_INFO', ''))):
+                    rule['count'] -= 1
+                    self.given[rule['code']] = self.given.get(
+                        rule['code'], 0) + 1
+                    return rule
+        return None
+
+    def __call__(self, environ, start_response):
+        rule = self._take(environ)
+        if rule is None:
+            return self.app(environ, start_response)
+        headers = []
+        if rule['retry_after'] is not None:
+            headers.append(('Retry-After', str(rule['retry_after'])))
+        return http.json_response(
+            start_response, rule['code'],
+            {'computeFault': {'code': rule['code'],
+                              'message': 'Injected fault'}}, headers)
 
 
-class NovaTestCase(testtools.TestCase):
-    """Each test gets its own real Nova (about 2 s to start)."""
+class NovaTestCase(scenario_base.CLITestCase):
+    """Each test gets its own real Nova (about 2 s to start).
+
+    It is the scenarios' cloud interface
+    (:mod:`osc_snapphase.tests.scenarios`) for the real Nova: the fake
+    driver's plans hold and fail steps, Nova's HTTP log counts the CLI's
+    requests.
+    """
+
+    cli_timeout = 180
+    #: The image a scenario boots a server from.
+    BOOT_IMAGE = IMAGE_ID
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.Timeout(
-            int(os.environ.get('OS_TEST_TIMEOUT', 300)), gentle=True))
         self.cloud = self.useFixture(cloud.NovaCloud())
         self.addOnException(self._attach_nova_log)
+        self.plans = {}
+        self.faults = None
+        self.admin_cloud = 'nova-admin'
 
     def _attach_nova_log(self, exc_info):
         lines = self.cloud.log_output().splitlines()[-400:]
@@ -96,37 +138,22 @@ class NovaTestCase(testtools.TestCase):
 
     # -- the openstack CLI --
 
-    def openstack(self, *args, expect=0, cloud_name='nova-admin',
-                  timeout=180):
-        """Run ``openstack args...``; check the exit status unless None."""
-        argv = [str(a) for a in args]
-        started = time.monotonic()
-        proc = subprocess.run(
-            [cloud.find_openstack()] + argv, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, timeout=timeout,
-            env=self.cloud.make_env(cloud_name), stdin=subprocess.DEVNULL)
-        result = Result(argv, proc.returncode, proc.stdout, proc.stderr,
-                        time.monotonic() - started)
-        if expect is not None and proc.returncode != expect:
-            self.fail('expected exit status %s: %r' % (expect, result))
-        return result
+    def environ(self, cloud=None, env=None):
+        return cli.environ(self.cloud.clouds_yaml, cloud or 'nova-admin',
+                           dict({'PYTHONWARNINGS': 'ignore'}, **(env or {})))
 
-    def openstack_json(self, *args, **kwargs):
-        return self.openstack(*(args + ('-f', 'json')), **kwargs).json()
+    def openstack(self, *args, expect=0, cloud_name=None, cloud=None,
+                  env=None, timeout=None):
+        """Run ``openstack args...``; check the exit status unless None."""
+        return super().openstack(*args, cloud=cloud_name or cloud,
+                                 expect=expect, env=env, timeout=timeout)
 
     def openstack_start(self, *args, cloud_name='nova-admin'):
         """Start ``openstack args...`` in the background (a Popen)."""
-        argv = [str(a) for a in args]
-        proc = subprocess.Popen(
-            [cloud.find_openstack()] + argv, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-            env=self.cloud.make_env(cloud_name))
-        proc.argv = argv
-        proc.started = time.monotonic()
-        self.addCleanup(self._reap, proc)
-        return proc
+        return self.start(*args, cloud=cloud_name)
 
-    def finish_timed(self, proc, expect=0, timeout=180):
+    def finish_timed(self, proc, expect=0, timeout=None,
+                     clock=time.monotonic):
         """Like finish(); the Result also gets ``output_at``.
 
         ``output_at`` is the ``time.monotonic()`` when stdout first held a
@@ -134,48 +161,26 @@ class NovaTestCase(testtools.TestCase):
         exit): when the command had answered, without the interpreter's
         exit.
         """
-        try:
-            out = output.read(proc, timeout, clock=time.monotonic)
-        except TimeoutError as exc:
-            self.fail(str(exc))
-        proc.wait(timeout)
-        result = Result(proc.argv, proc.returncode, out.stdout, out.stderr,
-                        time.monotonic() - proc.started)
-        result.output_at = out.answered_at or time.monotonic()
-        if expect is not None and proc.returncode != expect:
-            self.fail('expected exit status %s: %r' % (expect, result))
-        return result
-
-    def _reap(self, proc):
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-    def finish(self, proc, expect=0, timeout=180):
-        stdout, stderr = proc.communicate(timeout=timeout)
-        result = Result(proc.argv, proc.returncode, stdout, stderr,
-                        time.monotonic() - proc.started)
-        if expect is not None and proc.returncode != expect:
-            self.fail('expected exit status %s: %r' % (expect, result))
-        return result
+        return super().finish_timed(proc, expect, timeout, clock)
 
     # -- the cloud, directly (fast, no subprocess) --
 
-    def boot(self, name='vm1', timeout=60):
+    def boot(self, name='vm1', timeout=WAIT):
         """Boot a server through the Nova API and wait for ACTIVE."""
-        resp = self._nova_post('/servers', {'server': {
-            'name': name, 'flavorRef': '1', 'imageRef': IMAGE_ID,
-            'networks': 'none'}})
+        return self._boot(name, {'imageRef': IMAGE_ID}, timeout)
+
+    def _boot(self, name, fields, timeout):
+        resp = self._nova_post('/servers', {'server': dict(
+            fields, name=name, flavorRef='1', networks='none')})
         server_id = resp['server']['id']
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def active():
             server = self.cloud.server(server_id)
-            if (server['status'] == 'ACTIVE' and
-                    server['OS-EXT-STS:task_state'] is None):
-                return server_id
             self.assertNotEqual('ERROR', server['status'], server)
-            time.sleep(0.05)
-        self.fail('server %s did not become ACTIVE' % name)
+            return (server['status'] == 'ACTIVE' and
+                    server['OS-EXT-STS:task_state'] is None)
+        self.wait_for(active, timeout=timeout, what='%s ACTIVE' % name)
+        return server_id
 
     def boot_from_volume(self, name='vm1', volumes=(BOOT_VOLUME,),
                          timeout=180):
@@ -188,18 +193,7 @@ class NovaTestCase(testtools.TestCase):
         bdms = [{'boot_index': 0 if i == 0 else -1, 'uuid': volume_id,
                  'source_type': 'volume', 'destination_type': 'volume'}
                 for i, volume_id in enumerate(volumes)]
-        resp = self._nova_post('/servers', {'server': {
-            'name': name, 'flavorRef': '1', 'networks': 'none',
-            'block_device_mapping_v2': bdms}})
-        server_id = resp['server']['id']
-
-        def active():
-            server = self.cloud.server(server_id)
-            self.assertNotEqual('ERROR', server['status'], server)
-            return (server['status'] == 'ACTIVE' and
-                    server['OS-EXT-STS:task_state'] is None)
-        self.wait_for(active, timeout=timeout, what='%s ACTIVE' % name)
-        return server_id
+        return self._boot(name, {'block_device_mapping_v2': bdms}, timeout)
 
     def volume_plan(self, volume_id=None, **kwargs):
         """Script the next Cinder snapshots of a volume (None: all)."""
@@ -253,29 +247,97 @@ class NovaTestCase(testtools.TestCase):
     def plan(self, server=None, **kwargs):
         """Script the next snapshots of ``server`` (name or id)."""
         plan = driver.set_plan(driver.SnapshotPlan(**kwargs), server)
+        self.plans[server] = plan
         self.addCleanup(plan.release)
         return plan
 
     def images_of(self, server_id):
         return self.cloud.glance.snapshot_images(server_id)
 
-    def wait_for(self, predicate, timeout=30.0, what='condition'):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        self.fail('timed out after %ss waiting for %s' % (timeout, what))
+    # -- the scenarios' cloud interface --
 
+    def script(self, server, hold=(), fail_in=None, failure='error'):
+        failures = {'fail_in': None, 'not_running_in': None}
+        if fail_in is not None:
+            failures[{'error': 'fail_in',
+                      'not_running': 'not_running_in'}[failure]] = fail_in
+        self.plan(server, hold=hold, **failures)
 
-class SnapphaseTestCase(NovaTestCase):
-    """Tests of osc-snapphase commands; skip while a command is missing."""
+    def _plans(self, server=None):
+        """The plans of a server (as given to plan(); None: all)."""
+        if server is None:
+            return list(self.plans.values())
+        return [self.plans[server]] if server in self.plans else []
+
+    def _plan(self, server=None):
+        plans = self._plans(server)
+        self.assertEqual(1, len(plans), 'one plan for %s' % server)
+        return plans[0]
+
+    def wait_held(self, step, server=None):
+        """Wait until ``step`` is entered.
+
+        Fails at once if the driver call has ended.
+        """
+        plan = self._plan(server)
+        self.wait_for(lambda: plan.entered[step].is_set() or
+                      plan.done.is_set(), WAIT, 'step %s' % step)
+        if not plan.entered[step].is_set():
+            self.fail('the snapshot of %s ended (%r) before step %s: %s'
+                      % (server, plan.outcome, step, plan.describe()))
+
+    def release(self, step=None, server=None):
+        for plan in self._plans(server):
+            plan.release(step)
+
+    def operation_ended(self, server_id, outcome='ok'):
+        found = self._plan(server_id).wait_done(timeout=WAIT)
+        self.assertIsInstance(found, OUTCOMES[outcome])
+
+    def operation_running(self, server_id):
+        return not self._plan(server_id).done.is_set()
+
+    def create_image(self, server_id, name='snap1'):
+        return self._nova_post('/servers/%s/action' % server_id,
+                               {'createImage': {'name': name}})['image_id']
+
+    def task_state(self, server_id):
+        return self.cloud.task_state(server_id)
+
+    def server_gone(self, server_id):
+        return self.cloud.server(server_id) is None
+
+    def poll_mark(self):
+        return time.monotonic()
+
+    def cli_polls(self, server_id, mark):
+        return self.cloud.nova_http.count(
+            'GET', '/v2.1/servers/%s' % server_id, mark)
+
+    def api_get(self, path):
+        resp = self.cloud.nova_get(path)
+        resp.raise_for_status()
+        return resp.json()
+
+    def http_fault(self, code, count, path=None, retry_after=None):
+        if self.faults is None:
+            self.faults = StatusFaults(self.cloud.nova_http.app)
+            self.cloud.nova_http.app = self.faults
+        self.faults.add(code, count, path, retry_after)
+
+    def http_faulted(self, code):
+        return self.faults.given.get(code, 0) if self.faults else 0
+
+    # -- commands --
 
     def require(self, *words, option=None):
+        """Fail (never skip) when a command or its option is missing."""
         if not command_available(*words):
-            self.skipTest('openstack %s is not available yet'
-                          % ' '.join(words))
+            self.fail('openstack %s did not load (see openstack %s --help)'
+                      % ((' '.join(words),) * 2))
         if option and not option_available(option, *words):
-            self.skipTest('openstack %s has no %s yet'
-                          % (' '.join(words), option))
+            self.fail('openstack %s has no %s' % (' '.join(words), option))
+
+
+#: Tests of osc-snapphase commands (the name older modules use).
+SnapphaseTestCase = NovaTestCase
