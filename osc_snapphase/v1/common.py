@@ -54,13 +54,6 @@ class PowerStateColumn(columns.FormattableColumn):
 MAX_SECONDS = 7 * 24 * 3600.0
 
 
-def power_state_name(value):
-    """Power state as OpenStackClient shows it (1 -> "Running"), or None."""
-    if value is None:
-        return None
-    return PowerStateColumn(value).human_readable()
-
-
 def seconds(minimum=0.0, maximum=MAX_SECONDS, inclusive=False):
     """argparse type: a finite number of seconds within bounds."""
     def parse(text):

@@ -35,7 +35,3 @@ class TestPowerStateColumn(testtools.TestCase):
                              value)
             self.assertEqual(core.machine_readable(),
                              ours.machine_readable(), value)
-
-    def test_power_state_name(self):
-        self.assertEqual('Shutdown', common.power_state_name(4))
-        self.assertIsNone(common.power_state_name(None))
