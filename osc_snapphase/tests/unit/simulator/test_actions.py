@@ -53,22 +53,18 @@ class TestServerActions(base.SimulatorTestCase):
             % (action, self.sid, attr, value),
             reply.body['conflictingRequest']['message'])
 
-    def test_soft_reboot_task_states_and_status(self):
-        self.held_then_released('reboot', lambda: self.reboot('SOFT'),
-                                'rebooting')
-        states = self.log('task_state')
-        self.assertEqual(SOFT, states[states.index('rebooting'):])
-        self.assertEqual(['REBOOT', 'ACTIVE'], self.log('status')[-2:])
-        action = self.call('GET', self.path.replace(
-            'action', 'os-instance-actions')).body['instanceActions'][0]
-        self.assertEqual('reboot', action['action'])
-
-    def test_hard_reboot_task_states_and_status(self):
-        self.held_then_released('reboot', lambda: self.reboot('hard'),
-                                'rebooting_hard')
-        states = self.log('task_state')
-        self.assertEqual(HARD, states[states.index('rebooting_hard'):])
-        self.assertEqual(['HARD_REBOOT', 'ACTIVE'], self.log('status')[-2:])
+    def test_reboot_task_states_and_status(self):
+        for kind, states, status in (('SOFT', SOFT, 'REBOOT'),
+                                     ('hard', HARD, 'HARD_REBOOT')):
+            self.held_then_released(
+                'reboot', lambda: self.reboot(kind), states[0])
+            logged = self.log('task_state')
+            self.assertEqual(states, logged[logged.index(states[0]):])
+            self.assertEqual([status, 'ACTIVE'], self.log('status')[-2:])
+        actions = self.call('GET', self.path.replace(
+            'action', 'os-instance-actions')).body['instanceActions']
+        self.assertEqual(['reboot', 'reboot'],
+                         [a['action'] for a in actions[:2]])
 
     def test_soft_reboot_refused_while_rebooting_hard_allowed(self):
         self.control.hold('reboot', self.sid)
