@@ -66,10 +66,10 @@ def _phases(opts):
             at.setdefault(entry['new'], entry['time'])
         windows = {
             'idle': [(first, t_create), (at[None], t_stop)],
-            'disk-capture': [(at['image_snapshot_pending'],
-                              at['image_pending_upload'])],
-            'packaging': [(at['image_pending_upload'],
-                           at['image_uploading'])],
+            'snapshot': [(at['image_snapshot_pending'],
+                          at['image_pending_upload'])],
+            'pending-upload': [(at['image_pending_upload'],
+                                at['image_uploading'])],
             'upload': [(at['image_uploading'], at[None])],
         }
         # The benchmark's own create request (and its image lookups) run
@@ -101,21 +101,21 @@ def _phases(opts):
         }
 
 
-def _schedule_model(capture=10.0, packaging=5.0, upload=600.0):
+def _schedule_model(snapshot=10.0, pending_upload=5.0, upload=600.0):
     """Requests of a default watch --until idle over a scripted operation.
 
     The engine itself (engine.Watch, the default adaptive schedule) with a
     fake clock and a scripted fetch: no simulator, no real sleep. It counts
     the fetches (one request each) and the image lookups the engine asks
-    for over capture + packaging + a long upload.
+    for over the snapshot, the pending upload and a long upload.
     """
     from osc_snapphase import conditions
     from osc_snapphase import engine
     from osc_snapphase import records
     now = [0.0]
-    script = [(0.5, 'image_snapshot_pending'), (capture, 'image_snapshot'),
-              (capture + packaging, 'image_pending_upload'),
-              (capture + packaging + upload, 'image_uploading')]
+    script = [(0.5, 'image_snapshot_pending'), (snapshot, 'image_snapshot'),
+              (snapshot + pending_upload, 'image_pending_upload'),
+              (snapshot + pending_upload + upload, 'image_uploading')]
     calls = {'fetch': 0, 'image_get': 0, 'image_latest': 0}
 
     def task_state():
@@ -130,14 +130,14 @@ def _schedule_model(capture=10.0, packaging=5.0, upload=600.0):
         return {sid: records.ServerState(sid, 'model', 'ACTIVE', 'active',
                                          task_state(), 1)}
 
-    done = capture + packaging + upload
+    done = snapshot + pending_upload + upload
 
     class Images:
         @staticmethod
         def get(image_id):
             calls['image_get'] += 1
             return records.ImageState(image_id, 'model', 'active'
-                                      if now[0] >= done else 'saving', False)
+                                      if now[0] >= done else 'saving')
 
         @staticmethod
         def latest(server_id):
@@ -151,7 +151,7 @@ def _schedule_model(capture=10.0, packaging=5.0, upload=600.0):
                          images=Images, clock=lambda: now[0], sleep=sleep)
     for _change in watch:
         pass
-    return {'capture_s': capture, 'packaging_s': packaging,
+    return {'snapshot_s': snapshot, 'pending_upload_s': pending_upload,
             'upload_s': upload, 'outcome': watch.outcome.kind,
             'watch_s': round(now[0], 1), 'polls': watch.polls,
             'requests': sum(calls.values()), 'calls': calls}
@@ -242,9 +242,10 @@ def rows(result):
         out.append(('watch req/min/server, %s (%gs)' % (
             phase, item['seconds']), item['requests_per_minute'], '', ''))
     model = result['schedule_model']
-    out.append(('model: watch --until idle, %gs capture + %gs packaging '
-                '+ %gs upload' % (model['capture_s'], model['packaging_s'],
-                                  model['upload_s']),
+    out.append(('model: watch --until idle, %gs snapshot + %gs pending '
+                'upload + %gs upload' % (model['snapshot_s'],
+                                         model['pending_upload_s'],
+                                         model['upload_s']),
                 '%d requests' % model['requests'], 'a few hundred', ''))
     for label, count in (
             ('watch run', result['phases']['token_requests']),
