@@ -24,11 +24,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import testtools
 
-from osc_snapphase.tests.functional import base
+from osc_snapphase.tests import cli
 from osc_snapphase.tests.functional import reliability
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -56,14 +55,9 @@ class TestSecrets(reliability.ReliabilityTestCase):
 
     def openstack_debug(self, *args, expect=0, env=None):
         """Run with --debug: tracebacks are allowed there, secrets not."""
-        started = time.time()
-        proc = subprocess.run(
-            [base.OPENSTACK, '--debug'] + list(args),
-            env=self.environ(None, env), capture_output=True, text=True,
-            timeout=60, stdin=subprocess.DEVNULL)
-        result = base.Result(args, proc.returncode, proc.stdout,
-                             proc.stderr, started, time.time())
-        self.assertEqual(expect, proc.returncode, proc.stderr[-3000:])
+        result = cli.run(('--debug',) + args, self.environ(None, env),
+                         timeout=60)
+        self.assertEqual(expect, result.returncode, result.stderr[-3000:])
         self.assert_no_secret(result.stdout, result.stderr)
         return result
 
@@ -105,10 +99,8 @@ class TestSecrets(reliability.ReliabilityTestCase):
                           'task-state', 'watch', 'vm1', '--until', 'idle',
                           '-f', 'json')
         self.revoke_while_held('pending', self.server['id'])
-        stdout, stderr = proc.communicate(timeout=reliability.WAIT)
-        result = base.Result(proc.args_, proc.returncode, stdout, stderr,
-                             proc.started, time.time())
-        self.assertEqual(0, result.returncode, stderr[-3000:])
+        result = cli.finish(proc, reliability.WAIT)
+        self.assertEqual(0, result.returncode, result.stderr[-3000:])
         statuses = [r['status'] for r in self.control.requests()['requests']
                     if r['service'] != 'keystone']
         self.assertIn(401, statuses, 'the revoked token was never used')

@@ -13,8 +13,8 @@
 """``openstack server task-state show`` against the simulator."""
 
 import socket
-import subprocess
 
+from osc_snapphase.tests import cli
 from osc_snapphase.tests.functional import base
 
 
@@ -273,14 +273,10 @@ class TestShowBadInput(base.TestCase):
         # Nothing selects a cloud: no OS_* variables, no clouds.yaml.
         env = {'OS_CLIENT_CONFIG_FILE': '/nonexistent/clouds.yaml',
                'HOME': self.sim.state_dir + '/empty-home'}
-        started = subprocess.run(
-            [base.OPENSTACK, 'server', 'task-state', 'show', 'vm1'],
-            env={k: v for k, v in self.environ(env=env).items()
-                 if k != 'OS_CLOUD'},
-            capture_output=True, text=True, timeout=120,
-            stdin=subprocess.DEVNULL)
-        result = base.Result(('no-credentials',), started.returncode,
-                             started.stdout, started.stderr, 0, 0)
+        result = cli.run(
+            ('server', 'task-state', 'show', 'vm1'),
+            {k: v for k, v in self.environ(env=env).items()
+             if k != 'OS_CLOUD'})
         self.check_result(result, 1)
         self.assert_one_line_error(result)
         self.assertRegex(result.stderr.lower(), 'auth|credential')
