@@ -35,13 +35,6 @@ FAULT_KINDS = ('volume_snapshot_error', 'volume_snapshot_deleted')
 VOLUME_TYPE = '__DEFAULT__'
 VOLUME_TYPE_ID = 'c2b51d7a-7bb5-4a6b-9f8b-0d6e1b2f4a10'
 HOST = 'sim-volume-1@lvmdriver-1#lvmdriver-1'
-DELETABLE = ('available', 'error', 'error_restoring', 'error_extending',
-             'error_managing')
-INVALID_DELETE = (
-    'Invalid volume: Volume status must be available or error or '
-    'error_restoring or error_extending or error_managing and must not be '
-    'migrating, attached, belong to a group, have snapshots, awaiting a '
-    'transfer, or be disassociated from snapshots after volume transfer.')
 
 
 # -- the tables (kept on the Cloud object, created on first use) ----------
@@ -123,17 +116,17 @@ def _take_fault(cloud, server):
     return cloud_mod.take_rule(cloud.op_faults, matches)
 
 
-def run_snapshot(cloud, snap, server=None, image_id=None):
+def run_snapshot(cloud, snap, server, image_id):
     """Leave 'creating' after the volume_snapshot duration (or a fault).
 
-    For a snapshot Nova made for an image of ``server``, a fault rule
-    of phase volume_snapshot may end it in 'error' or delete it, and a
-    capture is recorded when it leaves 'creating'. Its point in time is
+    The snapshot is one Nova made for an image of ``server``: a fault
+    rule of phase volume_snapshot may end it in 'error' or delete it, and
+    a capture is recorded when it leaves 'creating'. Its point in time is
     now, when the backend takes the snapshot (after any hold).
     """
     snap['taken'] = time.time()
     delay = cloud.duration('volume_snapshot')
-    rule = _take_fault(cloud, server) if server is not None else None
+    rule = _take_fault(cloud, server)
     if rule is None:
         cloud.later(delay, _leave_creating, cloud, snap, 'available',
                     server, image_id)
@@ -154,15 +147,14 @@ def _leave_creating(cloud, snap, status, server, image_id):
         snap['status'] = 'deleted'
     else:
         _set_status(cloud, 'volume_snapshot', snap, status)
-    if server is not None:
-        # started: Nova asked Cinder; ended: the snapshot left 'creating'
-        # (Nova thaws the guest then). An error or a deleted snapshot
-        # fixed no content.
-        cloud.record_capture(
-            server['id'], image_id, 'cinder', snap['created_at'],
-            point_in_time=snap['taken'] if status == 'available' else None,
-            ended=time.time(), task_state=None, snapshot_id=snap['id'],
-            volume_id=snap['volume_id'], status=status)
+    # started: Nova asked Cinder; ended: the snapshot left 'creating'
+    # (Nova thaws the guest then). An error or a deleted snapshot fixed
+    # no content.
+    cloud.record_capture(
+        server['id'], image_id, 'cinder', snap['created_at'],
+        point_in_time=snap['taken'] if status == 'available' else None,
+        ended=time.time(), task_state=None, snapshot_id=snap['id'],
+        volume_id=snap['volume_id'], status=status)
 
 
 # -- Nova: boot from volume and snapshot_volume_backed --------------------
@@ -608,18 +600,6 @@ def _list(cloud, req, table, key, view, fields):
     return rest.Response(200, body)
 
 
-def _summary(cloud, record, kind):
-    return {'id': record['id'], 'name': record['name'],
-            'links': _links(cloud, kind, record['project_id'],
-                            record['id'])}
-
-
-def list_volumes(cloud, req):
-    return _list(cloud, req, volumes, 'volumes',
-                 lambda v: _summary(cloud, v, 'volumes'),
-                 ('name', 'status'))
-
-
 def list_volumes_detail(cloud, req):
     return _list(cloud, req, volumes, 'volumes',
                  lambda v: volume_view(cloud, v, req.microversion, req.ctx),
@@ -698,84 +678,14 @@ def create_volume(cloud, req):
             cloud, volume, req.microversion, req.ctx)})
 
 
-def delete_volume(cloud, req):
-    with cloud.lock:
-        vol, error = _get(cloud, req, volumes, 'Volume')
-        if error:
-            return error
-        if vol['status'] not in DELETABLE or vol['attachments'] or any(
-                s['volume_id'] == vol['id']
-                for s in snapshots(cloud).values()):
-            return _bad(INVALID_DELETE)
-        _set_status(cloud, 'volume', vol, 'deleting')
-
-        def gone():
-            volumes(cloud).pop(vol['id'], None)
-            cloud.record('volume', vol['id'], 'status', 'deleting',
-                         'deleted')
-        cloud.later('volume_delete', gone)
-    return rest.Response(202)
-
-
-def create_snapshot(cloud, req):
-    error = _check_project(req)
-    if error:
-        return error
-    data = (req.json() or {}).get('snapshot')
-    if not isinstance(data, dict) or not data.get('volume_id'):
-        return _bad("Invalid input for field/attribute snapshot. "
-                    "'volume_id' is a required property")
-    force = str(data.get('force', False)).lower() in ('true', '1', 'yes')
-    with cloud.lock:
-        vol = volumes(cloud).get(data['volume_id'])
-        if vol is None or not _visible(vol, req.ctx):
-            return _not_found('Volume', data['volume_id'])
-        allowed = ('available', 'in-use') if (
-            force or req.microversion >= (3, 66)) else ('available',)
-        if vol['status'] not in allowed:
-            return _bad('Invalid volume: Volume %s status must be '
-                        'available, but current status is: %s.'
-                        % (vol['id'], vol['status']))
-        snap = new_snapshot(cloud, vol, req.ctx, data.get('name'),
-                            data.get('description'), data.get('metadata'))
-        run_snapshot(cloud, snap)
-        return rest.Response(202, {'snapshot': snapshot_view(
-            cloud, snap, req.microversion)})
-
-
-def delete_snapshot(cloud, req):
-    with cloud.lock:
-        snap, error = _get(cloud, req, snapshots, 'Snapshot')
-        if error:
-            return error
-        if snap['status'] not in ('available', 'error'):
-            return _bad('Invalid snapshot: Volume Snapshot status must be '
-                        'available or error or error_restoring or '
-                        'error_extending or error_managing')
-        _set_status(cloud, 'volume_snapshot', snap, 'deleting')
-
-        def gone():
-            snapshots(cloud).pop(snap['id'], None)
-            cloud.record('volume_snapshot', snap['id'], 'status',
-                         'deleting', 'deleted')
-        cloud.later('volume_delete', gone)
-    return rest.Response(202)
-
-
 def register(router):
     router.add('GET', '/volume', versions, 'volume', public=True)
     router.add('GET', PREFIX, version, 'volume', public=True)
     base = PREFIX + '/{project_id}'
     for template, handler in (
-            ('/volumes', list_volumes),
             ('/volumes/detail', list_volumes_detail),
             ('/volumes/{id}', show_volume),
-            ('/snapshots', list_snapshots),
             ('/snapshots/detail', list_snapshots),
             ('/snapshots/{id}', show_snapshot)):
         router.add('GET', base + template, handler, 'volume')
     router.add('POST', base + '/volumes', create_volume, 'volume')
-    router.add('DELETE', base + '/volumes/{id}', delete_volume, 'volume')
-    router.add('POST', base + '/snapshots', create_snapshot, 'volume')
-    router.add('DELETE', base + '/snapshots/{id}', delete_snapshot,
-               'volume')
