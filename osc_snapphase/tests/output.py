@@ -109,3 +109,30 @@ class AnswerClock(object):
 
     def wait(self, timeout):
         return self.done.wait(timeout)
+
+
+def table(text):
+    """(header, rows) of a table as cliff and the live table write it.
+
+    ``text``: the rule, the header, the rule, the rows and the closing
+    rule, nothing else. A header or a row may take several lines (cells
+    wrapped within their columns): a row starts on a line whose first
+    cell is not empty; its cells are the pieces joined by a space.
+    """
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith('+')]
+    if len(rules) != 3 or rules[0] != 0 or rules[-1] != len(lines) - 1:
+        raise ValueError('not one table: %r' % text)
+
+    def cells(line):
+        return [c.strip() for c in line.strip('|').split('|')]
+    header = [' '.join(filter(None, column)) for column in zip(
+        *[cells(line) for line in lines[1:rules[1]]])]
+    rows = []
+    for line in lines[rules[1] + 1:rules[2]]:
+        if cells(line)[0] or not rows:
+            rows.append(cells(line))
+        else:
+            rows[-1] = [(a + ' ' + b).strip()
+                        for a, b in zip(rows[-1], cells(line))]
+    return header, rows

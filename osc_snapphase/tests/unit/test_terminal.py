@@ -30,6 +30,7 @@ import testtools
 
 from osc_snapphase import records
 from osc_snapphase import report
+from osc_snapphase.tests import output
 from osc_snapphase.tests.unit import fakes
 from osc_snapphase.tests.unit import test_task_state
 from osc_snapphase.v1 import common
@@ -170,30 +171,6 @@ class TestTerminalWidth(testtools.TestCase):
             self.assertIsNone(report.terminal_width(io.StringIO()))
 
 
-def table(text):
-    """(header cells, rows) of a table as the live table writes it.
-
-    A row may take several lines (cells wrapped in their columns): a row
-    starts on a line whose first cell is not empty.
-    """
-    lines = text.splitlines()
-    rules = [i for i, line in enumerate(lines) if line.startswith('+')]
-    assert len(rules) == 3 and rules[-1] == len(lines) - 1, lines
-
-    def cells(line):
-        return [c.strip() for c in line.strip('|').split('|')]
-    header = [cells(line) for line in lines[rules[0] + 1:rules[1]]]
-    header = [' '.join(filter(None, column)) for column in zip(*header)]
-    rows = []
-    for line in lines[rules[1] + 1:rules[2]]:
-        if cells(line)[0] or not rows:
-            rows.append(cells(line))
-        else:
-            rows[-1] = [(a + ' ' + b).strip()
-                        for a, b in zip(rows[-1], cells(line))]
-    return header, rows
-
-
 class TestWatchOnATerminal(test_task_state.TestTaskStateWatch):
     """The watch command with a fake terminal as stdout and stderr."""
 
@@ -222,7 +199,7 @@ class TestWatchOnATerminal(test_task_state.TestTaskStateWatch):
     def test_live_table_and_timeline(self):
         out, err = FakeTerminal(), FakeTerminal()
         self.assertEqual(0, self.run_watch(out, err))
-        header, rows = table(out.getvalue())
+        header, rows = output.table(out.getvalue())
         # The full columns on a wide terminal, a row per change.
         self.assertEqual(list(task_state.WATCH_COLUMNS), header)
         states = [row[header.index('Task State')] for row in rows]
@@ -251,7 +228,7 @@ class TestWatchOnATerminal(test_task_state.TestTaskStateWatch):
         self.assertEqual(0, self.run_watch(out, err, columns='60'))
         for line in out.getvalue().splitlines():
             self.assertLessEqual(len(line), 60, line)
-        header, rows = table(out.getvalue())
+        header, rows = output.table(out.getvalue())
         self.assertIn('Task State', header)
         self.assertLess(len(header), len(task_state.WATCH_COLUMNS))
         self.assertEqual(['image_snapshot_pending', 'image_uploading',
