@@ -12,7 +12,6 @@
 
 """A tiny urllib client of the simulator's /_sim control endpoint."""
 
-import http.client
 import json
 import time
 import urllib.error
@@ -37,24 +36,14 @@ class ControlClient:
 
     def _call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
-        deadline = time.monotonic() + self.timeout
-        while True:
-            req = urllib.request.Request(
-                self.url + path, data=data, method=method,
-                headers={'Content-Type': 'application/json'})
-            try:
-                with urllib.request.urlopen(req,
-                                            timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode() or 'null')
-            except urllib.error.HTTPError as exc:
-                raise ControlError(exc.code, exc.read().decode())
-            except (urllib.error.URLError, ConnectionError,
-                    http.client.RemoteDisconnected):
-                # A refuse_for fault closes every connection on the port,
-                # this endpoint's too, before reading the request: retry.
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={'Content-Type': 'application/json'})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read().decode() or 'null')
+        except urllib.error.HTTPError as exc:
+            raise ControlError(exc.code, exc.read().decode())
 
     def state(self):
         return self._call('GET', '/state')

@@ -250,6 +250,9 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn,
 
     daemon_threads = True
     allow_reuse_address = True
+    # One connection per request (wsgiref speaks HTTP/1.0): room for the
+    # bursts of many clients, where 5 would make them wait for a SYN retry.
+    request_queue_size = 128
     verbose = False
 
     def __init__(self, address, app, handler=RequestHandler):
