@@ -68,6 +68,14 @@ class WatchScenarios(object):
                           'image_pending_upload', 'image_uploading', None],
                          self.row_task_states(rows))
         self.assertEqual('idle', rows[-1]['Phase'])
+        for row in rows:
+            self.assertEqual(server_id, row['Server ID'], row)
+            self.assertEqual('vm1', row['Server Name'], row)
+        # The state found when the watch began, begun at an unknown time:
+        # no duration for it, neither on its row nor on the next one.
+        self.assertIsNone(rows[0]['Previous Duration'], rows)
+        self.assertIsNone(rows[1]['Previous Duration'], rows)
+        self.assertIn('saving', rows[-2]['Capture Evidence'], rows)
         captures = {}
         for row in rows:
             captures.setdefault(row['Task State'], []).append(
@@ -121,7 +129,10 @@ class WatchScenarios(object):
         for phase in ('snapshot', 'pending_upload'):
             self.hold_under_polls(phase, watch, server_id)
             self.release(phase, server_id)
-        rows = self.finish(watch).json()
+        result = self.finish(watch)
+        rows = result.json()
+        # Met, off a terminal: nothing on stderr.
+        self.assertEqual('', result.stderr)
         self.assertTrue(self.operation_running(server_id))
         self.assertEqual('image_uploading',
                          self.task_state(server_id))
@@ -212,7 +223,8 @@ class WatchScenarios(object):
         self.openstack('server', 'delete', 'vm1')
         result = self.finish(watch, expect=3)
         self.assertIn('deleted', result.stderr)
-        self.assertTrue(result.stdout.strip().startswith('['), result)
+        self.assertIn(server_id, result.stderr)
+        self.assertTrue(result.json(), result)
         # The watch may end on vm_state deleted, before Nova has finished
         # destroying the instance (GET 404).
         self.wait_for(lambda: self.server_gone(server_id),
@@ -233,8 +245,14 @@ class WatchScenarios(object):
         self.script(server_id, hold=('snapshot',))
         self.create_image(server_id)
         self.wait_held('snapshot', server_id)
-        self.openstack('server', 'task-state', 'watch', 'vm1', '--until',
-                       'idle', '--timeout', '2', '-f', 'json', expect=124)
+        result = self.openstack(
+            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
+            '--timeout', '2', '-f', 'json', expect=124)
+        # It names the server and the state it is still in.
+        self.assertIn('Timed out', result.stderr)
+        self.assertIn('image_snapshot', result.stderr)
+        self.assertIn(server_id, result.stderr)
+        self.assertEqual('image_snapshot', result.json()[-1]['Task State'])
         self.assertTrue(self.operation_running(server_id))
         self.release()
 
@@ -250,35 +268,60 @@ class WatchScenarios(object):
         self.wait_cli_polls(watch, server_id)
         return server_id, watch
 
-    def _signalled(self, signum, code):
+    def _signalled(self, signum, code, said):
         server_id, watch = self.start_held_watch()
         self.interrupt(watch, signum)
         result = self.finish(watch, expect=code)
+        # The rows so far, a valid JSON document, and why it ended.
         rows = result.json()
         self.assertEqual('image_uploading', rows[-1]['Task State'], rows)
+        self.assertEqual(server_id, rows[-1]['Server ID'], rows)
+        self.assertIn(said, result.stderr)
         # The image-create goes on in the cloud.
         self.assertTrue(self.operation_running(server_id))
         self.release()
         self.operation_ended(server_id)
 
     def test_sigint_gives_130_and_valid_json(self):
-        self._signalled(signal.SIGINT, 130)
+        self._signalled(signal.SIGINT, 130, 'Interrupted')
 
     def test_sigterm_gives_143_and_valid_json(self):
-        self._signalled(signal.SIGTERM, 143)
+        self._signalled(signal.SIGTERM, 143, 'Terminated')
 
-    def test_503_burst_is_survived(self):
+    def _survive(self, code, count, retry_after=None):
         server_id, watch = self.start_held_watch()
-        self.http_fault(503, 3, path='/v2.1/servers/')
-        self.wait_cli(watch, lambda: self.http_faulted(503) >= 3,
+        self.http_fault(code, count, path='/v2.1/servers/',
+                        retry_after=retry_after)
+        self.wait_cli(watch, lambda: self.http_faulted(code) >= count,
                       'every faulty answer')
         # Answered again after the burst, then the step goes on.
         self.wait_cli_polls(watch, server_id)
         self.release()
         result = self.finish(watch)
-        self.assertEqual(3, self.http_faulted(503))
+        self.assertEqual(count, self.http_faulted(code))
         self.assertIsNone(result.json()[-1]['Task State'])
         retrying = [line for line in result.stderr.splitlines()
                     if 'retrying' in line.lower()]
         self.assertEqual(1, len(retrying), result.stderr)
-        self.assertIn('503', result.stderr)
+        self.assertIn(str(code), result.stderr)
+
+    def test_503_burst_is_survived(self):
+        self._survive(503, 3)
+
+    def test_429_with_retry_after_is_survived(self):
+        self._survive(429, 1, retry_after=1)
+
+    def test_failed_upload_names_the_image(self):
+        server_id = self.boot('vm1')
+        self.script(server_id, hold=('upload',), fail_in='upload')
+        image_id = self.create_image(server_id)
+        watch = self.start(
+            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
+            '--interval', '0.5', '--timeout', '600', '-f', 'json')
+        self.hold_under_polls('upload', watch, server_id)
+        self.release()
+        self.operation_ended(server_id, 'error')
+        result = self.finish(watch, expect=3)
+        self.assertIn(image_id, result.stderr)
+        self.assertIsNone(result.json()[-1]['Task State'])
+        self.assertEqual([], self.images_of(server_id))
