@@ -126,13 +126,18 @@ class TestSigintIgnored(reliability.ReliabilityTestCase):
         self.assertEqual('image_uploading', rows[-1]['Task State'])
         self.assert_watch_complete(rows, self.server['id'], 0.5)
 
-    def test_wait_phase_keeps_waiting_on_sigint(self):
+    def wait_phase_after_sigint(self):
+        """--wait-phase upload, held in the upload, SIGINT sent."""
         self.hold('uploading')
         proc = self.start_background('server', 'image', 'create', 'vm1',
                                      '--name', 'snap', '-f', 'json',
                                      '--wait-phase', 'upload')
         self.polled_while_held(proc, 'uploading')
         self.sigint_goes_unnoticed(proc)
+        return proc
+
+    def test_wait_phase_keeps_waiting_on_sigint(self):
+        proc = self.wait_phase_after_sigint()
         # The wait goes on to its end: the image is printed, exit 0.
         self.control.release('uploading')
         result = self.finish(proc, 0, timeout=WAIT)
@@ -142,12 +147,7 @@ class TestSigintIgnored(reliability.ReliabilityTestCase):
         self.assertNotIn('Interrupted', result.stderr)
 
     def test_wait_phase_ends_on_sigterm(self):
-        self.hold('uploading')
-        proc = self.start_background('server', 'image', 'create', 'vm1',
-                                     '--name', 'snap', '-f', 'json',
-                                     '--wait-phase', 'upload')
-        self.polled_while_held(proc, 'uploading')
-        self.sigint_goes_unnoticed(proc)
+        proc = self.wait_phase_after_sigint()
         proc.send_signal(signal.SIGTERM)
         result = self.finish(proc, 143, timeout=WAIT)
         self.assertEqual('', result.stdout)
