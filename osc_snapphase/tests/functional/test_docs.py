@@ -445,6 +445,8 @@ class TestDocsRun(reliability.ReliabilityTestCase):
                                                            example.expect)
         else:
             what = 'a traceback on stderr'
+        if status == 127:
+            what += ' (a tool the example runs is not installed?)'
         return ('%s: %s (after %.0fs)\n%s\n--- stdout:\n%s--- stderr:\n%s'
                 % (example.where, what, time.monotonic() - started,
                    example.text, stdout[-2000:], stderr[-2000:]))
