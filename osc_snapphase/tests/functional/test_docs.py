@@ -48,8 +48,9 @@ not rendered):
 ``.. snapphase-example: image-create <server> ...``
     an image-create of these servers is started before the block.
 
-A failing command fails the test of its file, naming the file and the
-line of the command, with its exit status and output.
+A failing command (another exit status, a traceback, a password or token
+in its output, no end) fails the test of its file, naming the file and
+the line of the command, with its exit status and output.
 """
 
 import glob
@@ -434,7 +435,10 @@ class TestDocsRun(reliability.ReliabilityTestCase):
                     self.substitute(example.text)]
         started = time.monotonic()
         status, stdout, stderr = self.shell(argv, example, self.scratch)
-        if status == example.expect and 'Traceback' not in stderr:
+        leaked = any(secret in stdout + stderr
+                     for secret in self.control.secret_values())
+        if (status == example.expect and 'Traceback' not in stderr
+                and not leaked):
             if example.kind == 'console':
                 self.remember_uuids(example, stdout)
             return None
@@ -443,6 +447,8 @@ class TestDocsRun(reliability.ReliabilityTestCase):
         elif status != example.expect:
             what = 'exit status %d, the docs expect %d' % (status,
                                                            example.expect)
+        elif leaked:
+            what = 'a password or token of the simulator in the output'
         else:
             what = 'a traceback on stderr'
         if status == 127:
