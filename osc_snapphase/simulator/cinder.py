@@ -453,10 +453,6 @@ def _version(cloud):
     }
 
 
-def versions(cloud, req):
-    return rest.Response(300, {'versions': [_version(cloud)]})
-
-
 def version(cloud, req):
     return rest.Response(200, {'versions': [_version(cloud)]})
 
@@ -679,7 +675,6 @@ def create_volume(cloud, req):
 
 
 def register(router):
-    router.add('GET', '/volume', versions, 'volume', public=True)
     router.add('GET', PREFIX, version, 'volume', public=True)
     base = PREFIX + '/{project_id}'
     for template, handler in (

@@ -70,11 +70,6 @@ def decorate(req, resp):
     resp.headers['Vary'] = VARY
 
 
-def versions(cloud, req):
-    return rest.Response(200, {'versions': [views.version_v2(cloud),
-                                            views.version_doc(cloud)]})
-
-
 def version(cloud, req):
     return rest.Response(200, {'version': views.version_doc(cloud)})
 
@@ -390,7 +385,6 @@ def seed_flavors(cloud):
 
 
 def register(router):
-    router.add('GET', '/compute', versions, 'compute', public=True)
     router.add('GET', PREFIX, version, 'compute', public=True)
     for template, handler in (
             ('/servers', list_servers),

@@ -172,11 +172,3 @@ def version_doc(cloud):
             'base': 'application/json',
             'type': 'application/vnd.openstack.compute+json;version=2.1'}],
     }
-
-
-def version_v2(cloud):
-    return {
-        'id': 'v2.0', 'status': 'DEPRECATED', 'version': '',
-        'min_version': '', 'updated': '2025-07-04T12:00:00Z',
-        'links': [{'rel': 'self', 'href': cloud.base_url + '/compute/v2/'}],
-    }
