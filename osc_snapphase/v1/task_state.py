@@ -28,6 +28,7 @@ from osc_snapphase import engine
 from osc_snapphase import phases
 from osc_snapphase import records
 from osc_snapphase import report
+from osc_snapphase import summary
 from osc_snapphase.v1 import common
 from osc_snapphase.v1 import live
 
@@ -218,6 +219,8 @@ class WatchTaskState(command.Lister):
     """
 
     _epilog = EXIT_CODES_HELP
+    # The live summary line of --all (none for named servers).
+    _summary = summary.Summary(None)
     # Seams for tests: the clocks and sleep given to the engine.
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
@@ -231,6 +234,34 @@ class WatchTaskState(command.Lister):
             nargs='*',
             type=common.server_reference,
             help='Server(s) to watch (name or ID)',
+        )
+        parser.add_argument(
+            '--all',
+            dest='all_servers',
+            action='store_true',
+            help='Watch every server of the project instead of named ones, '
+                 'as servers come and go: a row for each server that '
+                 'changes (at the start only for those not idle), one for '
+                 'each server created and a DELETED row for each server '
+                 'gone. --until must hold for all of them. A server whose '
+                 'image operation fails, that goes to vm_state error or '
+                 'stalls is reported on stderr at once and the watch goes '
+                 'on for the others; at the end the exit status is 3 (4 if '
+                 'only stalls) and the message names each of them. While '
+                 'nothing changes, a poll costs one request (Nova\'s '
+                 'changes-since)',
+        )
+        parser.add_argument(
+            '--all-projects',
+            action='store_true',
+            help='With --all: the servers of every project (admin only)',
+        )
+        parser.add_argument(
+            '--name',
+            metavar='<name-regex>',
+            help='With --all: only the servers whose name matches this '
+                 'regular expression (the name filter of openstack server '
+                 'list)',
         )
         parser.add_argument(
             '--image',
@@ -294,9 +325,12 @@ class WatchTaskState(command.Lister):
 
     def take_action(self, parsed_args):
         self._check_output_options(parsed_args)
-        if not (parsed_args.servers or parsed_args.images):
+        fleet = self._fleet(parsed_args)
+        if not (parsed_args.servers or parsed_args.images
+                or fleet is not None):
             common.usage_error(self.cmd_name or 'watch',
-                               'give at least one <server> or --image')
+                               'give at least one <server> or --image, or '
+                               '--all')
         model = common.capture_model(self.app)
         manager = self.app.client_manager
         block_storage = common.block_storage(self.app)
@@ -327,17 +361,45 @@ class WatchTaskState(command.Lister):
         condition = self._condition(parsed_args)
         if condition is None and parsed_args.images:
             condition = conditions.phase_over('upload')
+        if fleet is not None:
+            self._summary = summary.Summary(self.app.stderr)
         self.watch = cloud.make_watch(
             manager.compute, manager.image, tracks,
             block_storage=block_storage,
+            fleet=fleet, model=model,
             condition=condition,
             timeout=parsed_args.timeout,
             stall_timeout=parsed_args.stall_timeout,
             interval=parsed_args.interval,
             clock=self.clock, sleep=self.sleep, wall=self.wall,
             notify=self._notify,
-            on_poll=self._check_output)
+            on_poll=self._polled)
         return WATCH_COLUMNS, self._rows()
+
+    def _polled(self, watch):
+        self._check_output(watch)
+        self._summary.show(watch)
+
+    def _fleet(self, parsed_args):
+        """The server list filters of --all, or None (named servers)."""
+        if not parsed_args.all_servers:
+            for option, given in (('--all-projects',
+                                   parsed_args.all_projects),
+                                  ('--name', parsed_args.name)):
+                if given:
+                    common.usage_error(self.cmd_name or 'watch',
+                                       '%s needs --all' % option)
+            return None
+        if parsed_args.servers or parsed_args.images:
+            common.usage_error(self.cmd_name or 'watch',
+                               '--all watches every server: give no '
+                               '<server> and no --image with it')
+        filters = {}
+        if parsed_args.all_projects:
+            filters['all_tenants'] = True
+        if parsed_args.name:
+            filters['name'] = parsed_args.name
+        return filters
 
     def _usage_error(self, message):
         common.usage_error('openstack %s' % (self.cmd_name or
@@ -397,12 +459,14 @@ class WatchTaskState(command.Lister):
                 return
 
     def _notify(self, message):
+        self._summary.clear()
         self.app.stderr.write('%s\n' % message)
         self.app.stderr.flush()
 
     def _rows(self):
         try:
             for change in self.watch:
+                self._summary.clear()
                 yield _row(change)
                 # The formatter has written the row (cliff's value and csv
                 # formatters never flush): push it out of a pipe's buffer.
@@ -417,6 +481,9 @@ class WatchTaskState(command.Lister):
         except engine.TransientError as exc:
             # Only invalid answers give up: print the rows so far, exit 1.
             self.watch.stop(engine.ERROR, str(exc))
+        finally:
+            # The table's last line must not follow the summary line.
+            self._summary.clear()
 
     def produce_output(self, parsed_args, column_names, data):
         """Rows as they happen in every format that can stream.
@@ -490,9 +557,10 @@ class WatchTaskState(command.Lister):
         outcome = watch.outcome
         err = self.app.stderr
         on_terminal = common.is_terminal(err)
+        self._summary.clear()
         if on_terminal:
-            for track in watch.tracks:
-                err.write('\n'.join(report.timeline(track)) + '\n')
+            for text in summary.timelines(watch):
+                err.write(text + '\n')
         if outcome is None:
             return 0
         if outcome.kind != engine.MET or on_terminal:
