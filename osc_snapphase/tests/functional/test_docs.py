@@ -272,6 +272,20 @@ class TestDocExamplesFound(testtools.TestCase):
         self.assertTrue(any(e.expect == 1 for e in examples),
                         'no command with a documented exit status')
 
+    def test_every_dollar_openstack_line_is_run(self):
+        """No ``$ openstack`` line is left out (a ``::`` block, say)."""
+        typed = set()
+        for path in doc_files():
+            with open(path) as stream:
+                for number, line in enumerate(stream, 1):
+                    if re.match(r'\s*\$ openstack\s', line):
+                        typed.add('%s:%d' % (os.path.relpath(path, ROOT),
+                                             number))
+        found = {e.where for e in doc_examples() if e.kind == 'console'}
+        self.assertEqual(set(), typed - found,
+                         'lines that look like commands but are not run '
+                         '(use .. code-block:: console)')
+
     def test_parse_console_and_script(self):
         with tempfile.NamedTemporaryFile('w', suffix='.rst') as doc:
             doc.write(
