@@ -182,6 +182,42 @@ class CLITestCase(testtools.TestCase):
         self.wait_cli_polls(proc, server_id, polls)
         self.assert_running(proc, 'while step %s was held' % step)
 
+    def imaging(self, hold=(), **failure):
+        """vm1 booted, an image-create of it scripted and started.
+
+        Started through the API (no CLI start); ``hold`` and ``failure``
+        as :meth:`script`. Returns the server's ID.
+        """
+        server_id = self.boot('vm1')
+        self.script(server_id, hold=hold, **failure)
+        self.create_image(server_id)
+        return server_id
+
+    def wait_images_gone(self, server_id):
+        self.wait_for(lambda: not self.images_of(server_id),
+                      what='the images of %s deleted' % server_id)
+
+    def wait_event_result(self, server_id, action, result):
+        """Wait until the event of the instance action ends ``result``."""
+        self.wait_for(lambda: self.instance_event(server_id, action)[
+            'result'] == result, what='%s event %s' % (action, result))
+
+    def walk(self, proc, server_id, steps):
+        """Release each held step once the CLI has polled it held."""
+        for step in steps:
+            self.hold_under_polls(step, proc, server_id)
+            self.release(step, server_id)
+
+    def fail_under_polls(self, proc, server_id, step='upload',
+                         outcome='error'):
+        """Let a held step scripted to fail go on, once the CLI polled it.
+
+        Then waits until the operation has ended with ``outcome``.
+        """
+        self.hold_under_polls(step, proc, server_id)
+        self.release()
+        self.operation_ended(server_id, outcome)
+
     def instance_action(self, server_id, name):
         """The newest instance action ``name`` of a server, with events."""
         actions = self.api_get('/servers/%s/os-instance-actions'

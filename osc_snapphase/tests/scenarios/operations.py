@@ -117,26 +117,32 @@ class OperationScenarios(object):
         self.wait_task_state(server_id, None)
         self.assertEqual('active', self.openstack_json(
             'image', 'show', image['id'])['status'])
-        self.wait_for(lambda: self.instance_event(server_id, 'createBackup')[
-            'result'] == 'Success', what='backup event Success')
+        self.wait_event_result(server_id, 'createBackup', 'Success')
         self.assertIsNotNone(self.instance_event(
             server_id, 'createBackup')['finish_time'])
         self.assertIsNone(self.instance_action(server_id,
                                                'createBackup')['message'])
 
-    def test_backup_driver_failure_event_is_error(self):
+    def failed_in_upload(self, *create):
+        """A server whose image-create (``create``) fails in the upload.
+
+        Held until core has looked the image up by name after the request:
+        failed at once, the cloud could delete it first ("No Image
+        found"). Returns the server ID and the image core printed.
+        """
         server_id = self.boot('vm1')
-        # Held: core looks the backup up by name after the request; failed
-        # at once, the cloud could delete it first ("No Image found").
         self.script(server_id, hold=('upload',), fail_in='upload')
-        image = self.openstack_json('server', 'backup', 'create', 'vm1',
-                                    '--name', 'bk1')
+        image = self.openstack_json(*create)
         self.wait_held('upload', server_id)
         self.release()
         self.operation_ended(server_id, 'error')
         self.wait_task_state(server_id, None)
-        self.wait_for(lambda: self.instance_event(server_id, 'createBackup')[
-            'result'] == 'Error', what='backup event Error')
+        return server_id, image
+
+    def test_backup_driver_failure_event_is_error(self):
+        server_id, image = self.failed_in_upload(
+            'server', 'backup', 'create', 'vm1', '--name', 'bk1')
+        self.wait_event_result(server_id, 'createBackup', 'Error')
         self.assertEqual('Error', self.instance_action(
             server_id, 'createBackup')['message'])
         # An admin sees where it failed.
@@ -172,15 +178,8 @@ class OperationScenarios(object):
         self.wait_task_state(server_id, None)
 
     def test_driver_failure_in_upload_reverts_and_deletes_image(self):
-        server_id = self.boot('vm1')
-        # Held until core has looked the image up (see above).
-        self.script(server_id, hold=('upload',), fail_in='upload')
-        image = self.openstack_json('server', 'image', 'create', 'vm1',
-                                    '--name', 'snap1')
-        self.wait_held('upload', server_id)
-        self.release()
-        self.operation_ended(server_id, 'error')
-        self.wait_task_state(server_id, None)
+        server_id, image = self.failed_in_upload(
+            'server', 'image', 'create', 'vm1', '--name', 'snap1')
         shown = self.openstack_json('server', 'show', 'vm1')
         self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
         self.assertEqual('ACTIVE', shown['status'])
@@ -208,13 +207,16 @@ class OperationScenarios(object):
         self.wait_held('pending_upload', server_id)
         self.assertEqual('image_pending_upload', self.task_state(server_id))
         self.release()
+        self.assert_image_gone_swallowed(server_id, image['id'])
+
+    def assert_image_gone_swallowed(self, server_id, image_id):
+        """ImageNotFound is swallowed: task state cleared, no fault."""
         self.operation_ended(server_id, 'image_gone')
-        # ImageNotFound is swallowed: the task state is cleared, no fault.
         self.wait_task_state(server_id, None)
         shown = self.openstack_json('server', 'show', 'vm1')
         self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
         self.assertIsNone(shown.get('fault'))
-        self.openstack('image', 'show', image['id'], expect=1)
+        self.openstack('image', 'show', image_id, expect=1)
 
     def test_instance_not_running_in_upload_leaves_task_state_stuck(self):
         server_id = self.boot('vm1')
@@ -228,8 +230,7 @@ class OperationScenarios(object):
         # Deleting the image is the last thing Nova does about it
         # (ComputeManager._snapshot_instance swallows InstanceNotRunning;
         # nothing reverts the task state after the delete).
-        self.wait_for(lambda: not self.images_of(server_id),
-                      what='image deleted')
+        self.wait_images_gone(server_id)
         shown = self.openstack_json('server', 'show', 'vm1')
         self.assertEqual('image_uploading', shown['OS-EXT-STS:task_state'])
         self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
@@ -257,8 +258,7 @@ class OperationScenarios(object):
             (i['name'], i['status']) for i in self.images_of(server_id)])
         self.release()
         self.operation_ended(server_id, 'server_gone')
-        self.wait_for(lambda: not self.images_of(server_id),
-                      what='image deleted')
+        self.wait_images_gone(server_id)
         # Not even an admin gets a deleted server from GET /servers/{id};
         # only the admin list with deleted=True shows it as DELETED.
         for cloud in (None, self.admin_cloud):
@@ -299,10 +299,8 @@ class OperationScenarios(object):
         # Noticed at the end of the step: no step after it, the image
         # deleted, the backup's event ends Success.
         self.operation_ended(server_id, 'server_gone')
-        self.wait_for(lambda: not self.images_of(server_id),
-                      what='image deleted')
-        self.wait_for(lambda: self.instance_event(server_id, 'createBackup')[
-            'result'] == 'Success', what='backup event Success')
+        self.wait_images_gone(server_id)
+        self.wait_event_result(server_id, 'createBackup', 'Success')
 
     def test_backup_instance_not_running_event_success(self):
         server_id = self.boot('vm1')
@@ -312,12 +310,10 @@ class OperationScenarios(object):
         self.wait_held('upload', server_id)
         self.release()
         self.operation_ended(server_id, 'not_running')
-        self.wait_for(lambda: not self.images_of(server_id),
-                      what='image deleted')
+        self.wait_images_gone(server_id)
         # Swallowed: no fault, the event ends Success, the task state
         # stays.
-        self.wait_for(lambda: self.instance_event(server_id, 'createBackup')[
-            'result'] == 'Success', what='backup event Success')
+        self.wait_event_result(server_id, 'createBackup', 'Success')
         self.assertEqual('image_uploading', self.task_state(server_id))
         shown = self.openstack_json('server', 'show', 'vm1')
         self.assertIsNone(shown.get('fault'))
@@ -330,12 +326,6 @@ class OperationScenarios(object):
         self.wait_held('pending_upload', server_id)
         self.openstack('image', 'delete', image['id'])
         self.release()
-        self.operation_ended(server_id, 'image_gone')
-        # ImageNotFound is swallowed: task state cleared, no fault, the
-        # backup's event ends Success.
-        self.wait_task_state(server_id, None)
-        shown = self.openstack_json('server', 'show', 'vm1')
-        self.assertEqual('active', shown['OS-EXT-STS:vm_state'])
-        self.assertIsNone(shown.get('fault'))
-        self.wait_for(lambda: self.instance_event(server_id, 'createBackup')[
-            'result'] == 'Success', what='backup event Success')
+        self.assert_image_gone_swallowed(server_id, image['id'])
+        # The backup's event ends Success.
+        self.wait_event_result(server_id, 'createBackup', 'Success')

@@ -30,9 +30,7 @@ class WaitPhaseScenarios(object):
         proc = self.start(*IMAGE_CREATE, 'vm1', '--name', 's1',
                           '--wait-phase', 'snapshot', '-f',
                           'json')
-        for phase in ('snapshot', 'pending_upload'):
-            self.hold_under_polls(phase, proc, server_id)
-            self.release(phase, server_id)
+        self.walk(proc, server_id, ('snapshot', 'pending_upload'))
         result = self.finish(proc).json()
         self.assertEqual('s1', result['name'])
         self.assertEqual(server_id, result['properties']['instance_uuid'])
@@ -100,9 +98,7 @@ class WaitPhaseScenarios(object):
         self.script(server_id, hold=('upload',), fail_in='upload')
         proc = self.start(*IMAGE_CREATE, 'vm1', '--name', 's1',
                           '--wait-phase', 'upload')
-        self.hold_under_polls('upload', proc, server_id)
-        self.release()
-        self.operation_ended(server_id, 'error')
+        self.fail_under_polls(proc, server_id)
         self.finish(proc, expect=3)
         self.assertEqual([], self.images_of(server_id))
         self.wait_task_state(server_id, None)
@@ -115,9 +111,7 @@ class WaitPhaseScenarios(object):
         proc = self.start(*IMAGE_CREATE, 'vm1', '--name', 's1',
                           '--wait-phase', 'upload',
                           '--wait-phase-timeout', '600')
-        self.hold_under_polls('upload', proc, server_id)
-        self.release()
-        self.operation_ended(server_id, 'not_running')
+        self.fail_under_polls(proc, server_id, outcome='not_running')
         result = self.finish(proc, expect=3)
         self.assertIn('gone', result.stderr)
         self.assertEqual('image_uploading', self.task_state(server_id))
@@ -173,10 +167,9 @@ class WaitPhaseScenarios(object):
         self.script(server_id, hold=('snapshot',), fail_in='snapshot')
         proc = self.start(*BACKUP_CREATE, 'vm1', '--name', 'bk1',
                           '--wait-phase', 'snapshot')
-        self.hold_under_polls('snapshot', proc, server_id)
+        self.wait_held('snapshot', server_id)
         self.assertEqual('image_backup', self.task_state(server_id))
-        self.release()
-        self.operation_ended(server_id, 'error')
+        self.fail_under_polls(proc, server_id, 'snapshot')
         result = self.finish(proc, expect=3)
         self.assertIn('gone', result.stderr)
         self.wait_task_state(server_id, None)

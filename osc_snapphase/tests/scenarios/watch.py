@@ -31,6 +31,16 @@ NOT_PROVEN = ('not-started', 'in-progress')
 class WatchScenarios(object):
     """Mixed into a cloud's base class (scenarios.base.CLITestCase)."""
 
+    def watch_vm1(self, *args):
+        """Start ``openstack server task-state watch vm1 args... -f json``."""
+        return self.start('server', 'task-state', 'watch', 'vm1', *(
+            args + ('-f', 'json')))
+
+    def watch_idle(self, *extra):
+        """Start a watch of vm1 until idle, polling every 0.5 s."""
+        return self.watch_vm1('--until', 'idle', '--interval', '0.5',
+                              '--timeout', '600', *extra)
+
     def assert_in_order(self, states):
         positions = [ORDER.index(s) for s in states]
         self.assertEqual(sorted(positions), positions, states)
@@ -53,16 +63,11 @@ class WatchScenarios(object):
         return states
 
     def test_until_idle_sees_every_phase_in_order(self):
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('pending', 'snapshot',
-                                     'pending_upload', 'upload'))
-        self.create_image(server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
-            '--interval', '0.5', '--timeout', '600', '-f', 'json')
-        for phase in ('pending', 'snapshot', 'pending_upload', 'upload'):
-            self.hold_under_polls(phase, watch, server_id)
-            self.release(phase, server_id)
+        server_id = self.imaging(hold=('pending', 'snapshot',
+                                       'pending_upload', 'upload'))
+        watch = self.watch_idle()
+        self.walk(watch, server_id,
+                  ('pending', 'snapshot', 'pending_upload', 'upload'))
         rows = self.finish(watch).json()
         self.assertEqual(['image_snapshot_pending', 'image_snapshot',
                           'image_pending_upload', 'image_uploading', None],
@@ -96,16 +101,9 @@ class WatchScenarios(object):
     def test_until_idle_with_a_slow_driver_and_default_interval(self):
         # The adaptive interval: each phase lasts until the watch has read
         # the server in it (a slow driver), then the next one starts.
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('snapshot', 'pending_upload',
-                                     'upload'))
-        self.create_image(server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
-            '--timeout', '600', '-f', 'json')
-        for phase in ('snapshot', 'pending_upload', 'upload'):
-            self.hold_under_polls(phase, watch, server_id)
-            self.release(phase, server_id)
+        server_id = self.imaging(hold=('snapshot', 'pending_upload', 'upload'))
+        watch = self.watch_vm1('--until', 'idle', '--timeout', '600')
+        self.walk(watch, server_id, ('snapshot', 'pending_upload', 'upload'))
         rows = self.finish(watch).json()
         states = self.row_task_states(rows)
         self.assertIsNone(states[-1])
@@ -119,16 +117,9 @@ class WatchScenarios(object):
         # disk-safe: the image is saving (default image-status model); no
         # task state before it proves the copy, so the watch runs on
         # through image_snapshot and image_pending_upload.
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('snapshot', 'pending_upload',
-                                     'upload'))
-        self.create_image(server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'disk-safe',
-            '--timeout', '600', '-f', 'json')
-        for phase in ('snapshot', 'pending_upload'):
-            self.hold_under_polls(phase, watch, server_id)
-            self.release(phase, server_id)
+        server_id = self.imaging(hold=('snapshot', 'pending_upload', 'upload'))
+        watch = self.watch_vm1('--until', 'disk-safe', '--timeout', '600')
+        self.walk(watch, server_id, ('snapshot', 'pending_upload'))
         result = self.finish(watch)
         rows = result.json()
         # Met, off a terminal: nothing on stderr.
@@ -153,9 +144,7 @@ class WatchScenarios(object):
     def test_until_disk_safe_xenserver_model_after_image_snapshot(self):
         # The seed article's model, chosen explicitly: the task state
         # past image_snapshot proves it, before the image is saving.
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('snapshot', 'pending_upload'))
-        self.create_image(server_id)
+        server_id = self.imaging(hold=('snapshot', 'pending_upload'))
         watch = self.start(
             '--os-snapphase-capture-model', 'xenserver',
             'server', 'task-state', 'watch', 'vm1', '--until', 'disk-safe',
@@ -176,9 +165,7 @@ class WatchScenarios(object):
         self.operation_ended(server_id)
 
     def test_stalled_upload_exit_4(self):
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('upload',))
-        self.create_image(server_id)
+        server_id = self.imaging(hold=('upload',))
         self.wait_held('upload', server_id)
         result = self.openstack('server', 'task-state', 'watch', 'vm1',
                                 '--until', 'idle', '--stall-timeout', '3',
@@ -194,17 +181,10 @@ class WatchScenarios(object):
         # image: the watch must not hang. It saw the upload (image saving)
         # before the failure, so it reports the gone image (exit 3); the
         # stall timeout is only its last resort.
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('upload',), fail_in='upload',
-                    failure='not_running')
-        self.create_image(server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
-            '--stall-timeout', '120', '--interval', '0.5',
-            '--timeout', '600', '-f', 'json')
-        self.hold_under_polls('upload', watch, server_id)
-        self.release()
-        self.operation_ended(server_id, 'not_running')
+        server_id = self.imaging(hold=('upload',), fail_in='upload',
+                                 failure='not_running')
+        watch = self.watch_idle('--stall-timeout', '120')
+        self.fail_under_polls(watch, server_id, outcome='not_running')
         result = self.finish(watch, expect=3)
         self.assertIn('is gone', result.stderr)
         self.assertEqual('image_uploading', self.task_state(server_id))
@@ -212,13 +192,9 @@ class WatchScenarios(object):
         self.assertEqual('image_uploading', result.json()[-1]['Task State'])
 
     def test_server_deleted_exit_3(self):
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('upload',))
-        self.create_image(server_id)
+        server_id = self.imaging(hold=('upload',))
         self.wait_held('upload', server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
-            '--interval', '0.5', '--timeout', '600', '-f', 'json')
+        watch = self.watch_idle()
         self.wait_cli_polls(watch, server_id)
         self.openstack('server', 'delete', 'vm1')
         result = self.finish(watch, expect=3)
@@ -241,9 +217,7 @@ class WatchScenarios(object):
         self.finish(watch, expect=0)
 
     def test_timeout_exit_124(self):
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('snapshot',))
-        self.create_image(server_id)
+        server_id = self.imaging(hold=('snapshot',))
         self.wait_held('snapshot', server_id)
         result = self.openstack(
             'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
@@ -258,13 +232,9 @@ class WatchScenarios(object):
 
     def start_held_watch(self, *extra):
         """A watch of vm1 --until idle, polling while upload is held."""
-        server_id = self.boot('vm1')
-        self.script(server_id, hold=('upload',))
-        self.create_image(server_id)
+        server_id = self.imaging(hold=('upload',))
         self.wait_held('upload', server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
-            '--interval', '0.5', '--timeout', '600', '-f', 'json', *extra)
+        watch = self.watch_idle(*extra)
         self.wait_cli_polls(watch, server_id)
         return server_id, watch
 
@@ -315,12 +285,8 @@ class WatchScenarios(object):
         server_id = self.boot('vm1')
         self.script(server_id, hold=('upload',), fail_in='upload')
         image_id = self.create_image(server_id)
-        watch = self.start(
-            'server', 'task-state', 'watch', 'vm1', '--until', 'idle',
-            '--interval', '0.5', '--timeout', '600', '-f', 'json')
-        self.hold_under_polls('upload', watch, server_id)
-        self.release()
-        self.operation_ended(server_id, 'error')
+        watch = self.watch_idle()
+        self.fail_under_polls(watch, server_id)
         result = self.finish(watch, expect=3)
         self.assertIn(image_id, result.stderr)
         self.assertIsNone(result.json()[-1]['Task State'])
