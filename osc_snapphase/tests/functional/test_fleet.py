@@ -23,6 +23,7 @@ import json
 import signal
 
 from osc_snapphase.tests.functional import base
+from osc_snapphase.tests.functional.test_watch import _runs
 
 LISTING = 'GET /compute/v2.1/servers/detail'
 STEPS = ('pending', 'snapshot', 'pending_upload', 'uploading')
@@ -183,12 +184,3 @@ class TestFleetWatch(FleetTestCase):
         result = self.openstack('server', 'task-state', 'watch', '--all',
                                 'vm1', expect=2)
         self.assertIn('--all watches every server', result.stderr)
-
-
-def _runs(values):
-    """values without consecutive repeats."""
-    result = []
-    for value in values:
-        if not result or result[-1] != value:
-            result.append(value)
-    return result

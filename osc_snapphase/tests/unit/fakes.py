@@ -71,6 +71,15 @@ class FakeClock:
         return EPOCH + datetime.timedelta(seconds=self.now)
 
 
+def clock_of(cmd):
+    """A FakeClock given to a command's clock, sleep and wall seams."""
+    clock = FakeClock()
+    cmd.clock = clock
+    cmd.sleep = clock.sleep
+    cmd.wall = clock.wall
+    return clock
+
+
 def _at(timeline, now):
     """The value of a ``[(time, value), ...]`` timeline at ``now``."""
     current = None

@@ -31,10 +31,7 @@ class TestWatchAll(fakes.TestCommand):
     def setUp(self):
         super().setUp()
         self.cmd = task_state.WatchTaskState(self.app, None)
-        self.clock = fakes.FakeClock()
-        self.cmd.clock = self.clock
-        self.cmd.sleep = self.clock.sleep
-        self.cmd.wall = self.clock.wall
+        self.clock = fakes.clock_of(self.cmd)
         self.servers = [fakes.create_one_server({'name': 'web%d' % n})
                         for n in range(5)]
         self.app.stdout = io.StringIO()
