@@ -13,10 +13,13 @@
 """The one polling engine behind ``watch`` and ``--wait-phase``.
 
 It knows nothing of cliff or of HTTP: it gets a ``fetch`` function that
-returns the current state of the watched servers, an optional image lookup,
-a clock and a sleep, and it yields a :class:`Change` for every observed
-change until a condition holds, the operation fails, a task state stalls or
-the timeout passes. The reason it stopped is then in ``Watch.outcome``.
+answers what changed among the watched servers (an :class:`Answer`; see
+:mod:`osc_snapphase.listing`), an optional image lookup, a clock and a
+sleep, and it yields a :class:`Change` for every observed change until a
+condition holds, the operation fails, a task state stalls or the timeout
+passes. The reason it stopped is then in ``Watch.outcome``. The work of a
+poll grows with the changes, not with the number of servers watched; a
+fleet watch (``new_track``) follows servers as they come and go.
 """
 
 import collections
