@@ -110,7 +110,8 @@ class TestBadInput(reliability.ReliabilityTestCase):
     def test_wait_phase_busy_server(self):
         self.control.set_server_state(self.server['id'],
                                       task_state='powering-off')
-        self.bad(IMAGE_CREATE + ('vm1', '--wait-phase', 'snapshot'), 1,
+        # 5: busy, not an error (retry once the task is over).
+        self.bad(IMAGE_CREATE + ('vm1', '--wait-phase', 'snapshot'), 5,
                  'is busy: task state powering-off')
 
     # -- authentication ----------------------------------------------------

@@ -182,8 +182,9 @@ class TestWatchSignals(SignalCase):
         # xenserver order: the image is saving during image_uploading.
         self.assertEqual('complete', rows[-1]['Capture'])
         self.assert_watch_complete(rows, self.server['id'], 0.5)
+        # The same wait: the server as given, the same condition.
         self.assertIn('To keep following: openstack server task-state '
-                      'watch %s' % self.server['id'], result.stderr)
+                      'watch vm1 --until idle', result.stderr)
         self.assert_image_goes_on()
 
     def test_sigint_waiting(self):
@@ -321,8 +322,10 @@ class TestWaitPhaseSignals(SignalCase):
         self.assertEqual('', result.stdout)
         self.assert_image_goes_on(result)
         self.assertIn('goes on in the cloud', result.stderr)
-        self.assertIn('openstack server task-state watch %s --until idle'
-                      % self.server['id'], result.stderr)
+        # The same wait as --wait-phase upload: that image's operation.
+        self.assertIn('openstack server task-state watch --image ',
+                      result.stderr)
+        self.assertIn(' --until phase-over=upload', result.stderr)
 
     def test_sigint_waiting(self):
         self._waiting(signal.SIGINT)
