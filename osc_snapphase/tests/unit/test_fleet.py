@@ -18,10 +18,13 @@ from unittest import mock
 
 import testtools
 
+from osc_snapphase import cloud
 from osc_snapphase import engine
+from osc_snapphase import listing
 from osc_snapphase import records
 from osc_snapphase import summary
 from osc_snapphase.tests.unit import fakes
+from osc_snapphase.tests.unit import test_cloud
 from osc_snapphase.v1 import common
 from osc_snapphase.v1 import task_state
 
@@ -167,3 +170,39 @@ class TestSummary(testtools.TestCase):
         watch = engine.Watch(lambda ids: {}, tracks)
         self.assertEqual(['a: no state observed', 'b: no state observed'],
                          summary.timelines(watch))
+
+
+class TestWatchApiFleet(test_cloud.CloudTestCase):
+    """cloud.watch(fleet=...) on a real openstacksdk Connection."""
+
+    def server(self, server_id, task_state=None, updated='05:00:00'):
+        body = {'id': server_id, 'name': 'vm-' + server_id,
+                'status': 'ACTIVE', 'OS-EXT-STS:vm_state': 'active',
+                'OS-EXT-STS:task_state': task_state,
+                'OS-EXT-STS:power_state': 1,
+                'updated': '2026-12-02T%sZ' % updated}
+        return body
+
+    def test_cloud_watch_fleet(self):
+        listings = self.requests_mock.get(
+            test_cloud.NOVA + '/servers/detail', [
+                {'json': {'servers': [self.server('a'), self.server(
+                    'b', 'rebooting', '05:00:01')]}},
+                {'json': {'servers': [self.server('b', None, '05:00:02')]}},
+            ])
+        watch = cloud.watch(self.connection, fleet={'name': '^vm-'},
+                            until='idle', timeout=60, interval=0.2)
+        rows = list(watch)
+        self.assertEqual([('b', 'rebooting'), ('b', None)],
+                         [(c.server_id, c.task_state) for c in rows])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual([], watch.problems)
+        first, second = listings.request_history
+        self.assertEqual({'name': ['^vm-'], 'limit': ['1000']}, first.qs)
+        # The newest update seen (05:00:01), less the time the first
+        # listing took, less the 2 s overlap; floored to the second.
+        since, = second.qs['changes-since']
+        newest = listing.cloud_time('2026-12-02T05:00:01Z')
+        self.assertLessEqual(listing.cloud_time(since.upper()),
+                             newest - listing.OVERLAP)
+        self.assertGreater(listing.cloud_time(since.upper()), newest - 60)
