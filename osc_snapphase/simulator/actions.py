@@ -100,21 +100,12 @@ def create_backup(cloud, req, server, body):
     return _image_reply(cloud, req, image)
 
 
-def _locked(server, ctx):
-    """409 for a locked server unless the caller is an admin (nova 34)."""
-    if server['locked'] and not ctx['is_admin']:
-        return rest.error(409, 'conflictingRequest',
-                          'Instance %s is locked' % server['id'])
-    return None
-
-
 def _power(on):
     name = 'start' if on else 'stop'
 
     def handler(cloud, req, server, body):
         states = ('stopped',) if on else ('active', 'error')
-        error = _locked(server, req.ctx) or _check_state(name, server,
-                                                         states)
+        error = _check_state(name, server, states)
         if error:
             return error
         action = tasks.record_action(cloud, server, name, req.ctx)
@@ -136,9 +127,6 @@ def reboot(cloud, req, server, body):
         return _bad('reboot/type', kind, "%r is not one of ['HARD', "
                     "'Hard', 'hard', 'SOFT', 'Soft', 'soft']" % kind)
     hard = kind.upper() == 'HARD'
-    error = _locked(server, req.ctx)
-    if error:
-        return error
     if hard:
         error = _check_state('reboot', server, REBOOT_HARD_VM_STATES,
                              REBOOT_HARD_TASK_STATES)
@@ -165,18 +153,6 @@ def reset_state(cloud, req, server, body):
     return rest.Response(202)
 
 
-def _lock(locked):
-    def handler(cloud, req, server, body):
-        reason = (body or {}).get('locked_reason') if isinstance(
-            body, dict) else None
-        server['locked'] = locked
-        server['locked_reason'] = reason if locked else None
-        tasks.record_action(cloud, server, 'lock' if locked else 'unlock',
-                            req.ctx)
-        return rest.Response(202)
-    return handler
-
-
 ACTIONS = {
     'createImage': create_image,
     'createBackup': create_backup,
@@ -184,8 +160,6 @@ ACTIONS = {
     'os-start': _power(True),
     'reboot': reboot,
     'os-resetState': reset_state,
-    'lock': _lock(True),
-    'unlock': _lock(False),
 }
 
 

@@ -138,15 +138,6 @@ class TestServerActions(base.SimulatorTestCase):
             self.conflict(self.act(body), action, 'task_state',
                           'image_snapshot_pending')
 
-    def test_locked_server_refused_unless_admin(self):
-        self.assertEqual(202, self.act({'lock': None}).status)
-        for body in ({'os-stop': None}, {'reboot': {'type': 'HARD'}}):
-            reply = self.act(body)
-            self.assertEqual(409, reply.status)
-            self.assertEqual('Instance %s is locked' % self.sid,
-                             reply.body['conflictingRequest']['message'])
-        self.assertEqual(202, self.reboot('HARD', user='admin').status)
-
 
 class TestStatus(base.testtools.TestCase):
     """The API status of vm_state and task_state, as Nova's _STATE_MAP."""
