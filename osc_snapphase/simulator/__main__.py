@@ -147,8 +147,7 @@ def main(argv=None):
                              sim.auth_url, sim.control_url, state_dir,
                              os.getpid()))
         sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
+        stop.wait()
     finally:
         # What it wrote goes with it: its clouds leave clouds.yaml.
         sim.stop()
