@@ -74,20 +74,21 @@ class TestDurations(testtools.TestCase):
         track.task_start_seen = True
         self.assertEqual('for 5.0s', track.unchanged(15.0))
 
-    def test_phase_durations_only_observed(self):
+    @staticmethod
+    def snapshot_then_pending_upload(end):
         track = uploading_track()
         track.segments = [
             records.Segment('image_snapshot', 'snapshot', 0.0, 2.0),
             records.Segment('image_pending_upload', 'pending-upload', 2.0,
-                            2.0)]
+                            end)]
+        return track
+
+    def test_phase_durations_only_observed(self):
+        track = self.snapshot_then_pending_upload(2.0)
         self.assertEqual({'snapshot': 2.0}, dict(track.phase_durations()))
 
     def test_timeline_phase_column(self):
-        track = uploading_track()
-        track.segments = [
-            records.Segment('image_snapshot', 'snapshot', 0.0, 2.0),
-            records.Segment('image_pending_upload', 'pending-upload', 2.0,
-                            3.0)]
+        track = self.snapshot_then_pending_upload(3.0)
         lines = report.timeline(track)
         # pending-upload fits its column: the bars stay aligned.
         self.assertEqual(1, len({line.index('|') for line in lines[1:]}))
