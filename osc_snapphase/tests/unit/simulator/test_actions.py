@@ -88,18 +88,15 @@ class TestServerActions(base.SimulatorTestCase):
         self.assertEqual(400, self.act({'reboot': None}).status)
 
     def test_stop_then_start(self):
-        self.held_then_released('power', lambda: self.act({'os-stop': None}),
-                                'powering-off')
-        server = self.control.server(self.sid)
-        self.assertEqual(('SHUTOFF', 'stopped', 4), (
-            server['status'], server['OS-EXT-STS:vm_state'],
-            server['OS-EXT-STS:power_state']))
-        self.held_then_released('power', lambda: self.act({'os-start': None}),
-                                'powering-on')
-        server = self.control.server(self.sid)
-        self.assertEqual(('ACTIVE', 'active', 1), (
-            server['status'], server['OS-EXT-STS:vm_state'],
-            server['OS-EXT-STS:power_state']))
+        for action, task_state, shown in (
+                ('os-stop', 'powering-off', ('SHUTOFF', 'stopped', 4)),
+                ('os-start', 'powering-on', ('ACTIVE', 'active', 1))):
+            self.held_then_released(
+                'power', lambda: self.act({action: None}), task_state)
+            server = self.control.server(self.sid)
+            self.assertEqual(shown, (server['status'],
+                                     server['OS-EXT-STS:vm_state'],
+                                     server['OS-EXT-STS:power_state']))
         self.assertEqual(['powering-off', None, 'powering-on', None],
                          self.log('task_state')[-4:])
 
