@@ -12,10 +12,11 @@
 
 """The terminal output, on a fake terminal (isatty() true, a width).
 
-The status line of --wait-phase (common.StatusLine, report.progress), the
-timeline summary a watch writes on a terminal's stderr (report.timeline),
-the live table on a terminal (live.LiveTable through the watch command),
-and the width of a real pseudo-terminal (report.terminal_width).
+The status line of --wait-phase rewritten in place (common.StatusLine; its
+text, report.progress, in test_report), the timeline summary a watch
+writes on a terminal's stderr (report.timeline), the live table on a
+terminal (live.LiveTable through the watch command), and the width of a
+real pseudo-terminal (report.terminal_width).
 """
 
 import fcntl
@@ -49,13 +50,6 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def snapshotting_track():
-    track = records.Track(SERVER_ID, 'vm1')
-    track.state = records.ServerState(SERVER_ID, 'vm1', 'ACTIVE', 'active',
-                                      'image_snapshot', 1)
-    return track
-
-
 class TestStatusLine(testtools.TestCase):
 
     def test_rewritten_in_place_on_a_terminal(self):
@@ -81,38 +75,6 @@ class TestStatusLine(testtools.TestCase):
         status.show('vm1: image_snapshot, 1.0s')
         status.clear()
         self.assertEqual('', out.getvalue())
-
-
-class TestProgress(testtools.TestCase):
-    """The text of the status line, fitted to the terminal's width."""
-
-    def test_wide_terminal_says_everything(self):
-        line = report.progress(snapshotting_track(), 75.0, 'snapshot',
-                               width=200)
-        self.assertEqual(
-            'vm1 (%s): image_snapshot (snapshot), capture %s, 1m15s '
-            'elapsed, waiting for the end of the snapshot phase'
-            % (SERVER_ID, snapshotting_track().capture.state), line)
-
-    def test_each_width_fits(self):
-        track = snapshotting_track()
-        seen = set()
-        for width in range(200, 4, -1):
-            line = report.progress(track, 75.0, 'snapshot', width=width)
-            self.assertLessEqual(len(line), width, line)
-            seen.add(line)
-            if len(line) >= 20:
-                # Down to the shortest form, the task state is kept.
-                self.assertIn('image_snapshot', line)
-        # Five forms, then the shortest cut with a mark.
-        self.assertGreater(len(seen), 5)
-        self.assertTrue(report.progress(track, 75.0, 'snapshot',
-                                        width=12).endswith('~'))
-
-    def test_no_width_is_the_long_form(self):
-        track = snapshotting_track()
-        self.assertEqual(report.progress(track, 1.0, 'upload', width=500),
-                         report.progress(track, 1.0, 'upload'))
 
 
 class TestTimeline(testtools.TestCase):
@@ -153,10 +115,6 @@ class TestTimeline(testtools.TestCase):
 
 
 class TestTerminalWidth(testtools.TestCase):
-
-    def test_columns_wins(self):
-        with mock.patch.dict('os.environ', {'COLUMNS': '123'}):
-            self.assertEqual(123, report.terminal_width(io.StringIO()))
 
     def test_a_pseudo_terminal_gives_its_width(self):
         master, slave = os.openpty()
