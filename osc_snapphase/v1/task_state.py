@@ -312,7 +312,8 @@ class WatchTaskState(command.Lister):
             '--stream',
             action='store_true',
             help='Print each row as one JSON object per line as it happens '
-                 '(JSON Lines), with or without -f json',
+                 '(JSON Lines), with or without -f json (-f value and -f '
+                 'csv print their rows as they happen anyway)',
         )
         parser.add_argument(
             '--long',
@@ -495,7 +496,7 @@ class WatchTaskState(command.Lister):
         """
         fmt = parsed_args.formatter
         kept = live.select(parsed_args.columns, column_names)
-        if parsed_args.stream:
+        if parsed_args.stream and fmt in ('table', 'json'):
             live.json_lines(self.app.stdout, kept,
                             live.project(data, column_names, kept))
             return 0

@@ -568,6 +568,12 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
         self.assertEqual(1, rows[0]['Power State'])
         self.assertIsNone(rows[0]['Previous Duration'])
 
+    def test_watch_stream_csv_stays_csv(self):
+        code, out = self.run_watch(['--until', 'idle', '--stream', '-f',
+                                    'csv', '-c', 'Task State'])
+        self.assertEqual(['"Task State"', '"image_snapshot_pending"',
+                          '"image_uploading"', '""'], out.splitlines())
+
     def test_watch_stream_with_columns(self):
         code, out = self.run_watch(['--until', 'idle', '--stream', '-c',
                                     'Task State', '-c', 'phase'])
