@@ -12,17 +12,15 @@
 
 """Test base: a fresh in-process real Nova per test, ``openstack`` runner."""
 
-import re
-import threading
 import time
 
 from testtools import content
 
+from osc_snapphase.simulator import faults
 from osc_snapphase.tests import cli
 from osc_snapphase.tests.functional_nova import cinder
 from osc_snapphase.tests.functional_nova import cloud
 from osc_snapphase.tests.functional_nova import driver
-from osc_snapphase.tests.functional_nova import http
 from osc_snapphase.tests.scenarios import base as scenario_base
 
 IMAGE_ID = cloud.glance_fixture.GlanceFixture.image1['id']
@@ -65,50 +63,10 @@ def result_of(clock):
                   clock.ended_at or time.time())
 
 
-class StatusFaults(object):
-    """Answers some requests with an error, as a proxy before Nova would.
-
-    A rule: ``code``, ``count`` (requests left), ``path`` (a regular
-    expression searched in the path) and ``retry_after``. The test's own
-    requests (python-requests) are never faulted. ``given`` counts the
-    answers given per code.
-    """
-
-    def __init__(self, app):
-        self.app = app
-        self.rules = []
-        self.given = {}
-        self.lock = threading.Lock()
-
-    def add(self, code, count, path=None, retry_after=None):
-        with self.lock:
-            self.rules.append({'code': code, 'count': count, 'path': path,
-                               'retry_after': retry_after})
-
-    def _take(self, environ):
-        if environ.get('HTTP_USER_AGENT', '').startswith('python-requests'):
-            return None
-        with self.lock:
-            for rule in self.rules:
-                if rule['count'] > 0 and (not rule['path'] or re.search(
-                        rule['path'], environ.get('PATH_INFO', ''))):
-                    rule['count'] -= 1
-                    self.given[rule['code']] = self.given.get(
-                        rule['code'], 0) + 1
-                    return rule
-        return None
-
-    def __call__(self, environ, start_response):
-        rule = self._take(environ)
-        if rule is None:
-            return self.app(environ, start_response)
-        headers = []
-        if rule['retry_after'] is not None:
-            headers.append(('Retry-After', str(rule['retry_after'])))
-        return http.json_response(
-            start_response, rule['code'],
-            {'computeFault': {'code': rule['code'],
-                              'message': 'Injected fault'}}, headers)
+def _caller(environ):
+    """Whose request: the CLI's ('compute') or the test's own (None)."""
+    agent = environ.get('HTTP_USER_AGENT', '')
+    return None if agent.startswith('python-requests') else 'compute'
 
 
 class NovaTestCase(scenario_base.CLITestCase):
@@ -320,13 +278,26 @@ class NovaTestCase(scenario_base.CLITestCase):
         return resp.json()
 
     def http_fault(self, code, count, path=None, retry_after=None):
+        """As the simulator does: its fault middleware before Nova's API.
+
+        The test's own requests (python-requests) are never faulted.
+        """
         if self.faults is None:
-            self.faults = StatusFaults(self.cloud.nova_http.app)
+            self.faults = faults.FaultMiddleware(
+                self.cloud.nova_http.app, [], endpoint=_caller)
             self.cloud.nova_http.app = self.faults
-        self.faults.add(code, count, path, retry_after)
+        rule = {'kind': 'status', 'code': code, 'count': count,
+                'endpoint': 'compute', 'path': path,
+                'retry_after': retry_after}
+        with self.faults.lock:
+            self.faults.rules.append(faults.check(rule))
 
     def http_faulted(self, code):
-        return self.faults.given.get(code, 0) if self.faults else 0
+        if self.faults is None:
+            return 0
+        with self.faults.lock:
+            return sum(rule.get('fired', 0) for rule in self.faults.rules
+                       if rule['code'] == code)
 
     # -- commands --
 
