@@ -24,8 +24,9 @@ try:
     from keystoneauth1 import fixture
 except ImportError as exc:   # pragma: no cover - a missing package
     # keystoneauth1.fixture imports the fixtures package.
-    raise ImportError('the simulator needs the fixtures package (pip '
-                      'install fixtures): %s' % exc) from exc
+    raise ImportError('the simulator needs the fixtures package: pip '
+                      'install "osc-snapphase[simulator]" (or fixtures): '
+                      '%s' % exc) from exc
 
 from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import rest
