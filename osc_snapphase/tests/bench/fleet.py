@@ -152,7 +152,11 @@ def child_fleet(args):
     triggered = time.time()
     for _ in range(args['max_busy_polls']):
         measured('busy')
-        if all(len(seen[sid]) > 1 and seen[sid][-1][0] is None
+        # Over once each busy server is idle again: after a change seen,
+        # or, for a poll too slow to see any, after the snapshot's time.
+        if all(seen[sid][-1][0] is None and (
+                len(seen[sid]) > 1
+                or time.time() - triggered > args['busy_seconds'])
                for sid in busy):
             break
     json.dump({'polls': polls, 'seen': seen, 'triggered': triggered,
@@ -257,7 +261,8 @@ def _size(size, variants, idle_polls, opts):
                 'fleet', clouds_yaml=sim.clouds_yaml, cloud=sim.cloud_name,
                 variant=variant, busy=busy, interval=INTERVAL,
                 settle_polls=SETTLE_POLLS if variant == 'incremental' else 0,
-                idle_polls=polls, max_busy_polls=60)
+                idle_polls=polls, max_busy_polls=60,
+                busy_seconds=2 * sum(DURATIONS.values()))
             log = sim.control.log(since=seq)
             item[variant] = _summary(result, log)
             item[variant]['raw_polls'] = result['polls']
