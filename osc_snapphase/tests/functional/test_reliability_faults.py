@@ -281,7 +281,11 @@ class TestWatchFaults(FaultRows, reliability.ReliabilityTestCase):
         proc = self.stuck_in_upload('--stall-timeout', '2')
         result = self.end(proc, 4)
         self.assertIn('image_uploading', result.stderr)
-        match = re.search(r'for (\d+\.\d)s without change', result.stderr)
+        # Found at the start, how long it lasted before is not known:
+        # the message says so (a state seen to begin: 'for 2.0s').
+        match = re.search(r'(?:for|since the watch began) (\d+\.\d)s '
+                          r'(?:ago \(already in it then\) )?without change',
+                          result.stderr)
         self.assertIsNotNone(match, result.stderr)
         self.assertGreaterEqual(float(match.group(1)), 2.0,
                                 'declared stalled before --stall-timeout')
@@ -292,8 +296,8 @@ class TestWatchFaults(FaultRows, reliability.ReliabilityTestCase):
         proc = self.stuck_in_upload('--timeout', '3')
         result = self.end(proc, 124)
         self.assertRegex(result.stderr,
-                         r'task state image_uploading \(upload\) for '
-                         r'\d+\.\ds')
+                         r'task state image_uploading \(upload\) (for|'
+                         r'since the watch began) \d+\.\ds')
         self.assert_timed_out_after(result, 3.0)
         self.assert_complete(result)
 
