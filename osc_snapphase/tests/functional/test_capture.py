@@ -15,22 +15,25 @@
 For every Nova driver order the simulator plays, the disk copy is held
 until the CLI has polled it a few times; then ``--wait-phase snapshot``
 and ``watch --until disk-safe`` must not have returned, must return after
-the copy's end, and within 1 s of the first thing the API shows that
-proves the copy is over (the snapshot image turning ``saving``, or
-``active`` for an RBD direct snapshot). ``task-state show`` during the
-copy must say that disk writes are not safe.
+the copy's end and after the first thing the API shows that proves the
+copy is over (the snapshot image turning ``saving``, or ``active`` for an
+RBD direct snapshot), and on the first read that shows it: at most one
+poll's read of the image (the proving resource; ``--wait-phase`` reads it
+once more to print it) and of the server arrives after the proof, so no
+poll follows. These are events in the simulator's request log, not a
+wall-clock bound; how fast the answer comes is the benchmark's figure
+(``osc_snapphase/tests/bench``, delay section). ``task-state show`` during
+the copy must say that disk writes are not safe.
 """
 
 import os
 
 import fixtures
+from testtools import content
 import yaml
 
 from osc_snapphase.tests.functional import base
 
-# The product requirement: return within 1 s of the proof, measured when
-# the CLI's JSON output was complete (not at the interpreter's exit).
-MAX_LATENCY = 1.0
 # Steps the tests do not need to see are short; the copy is held.
 DURATIONS = {'pending': 0.1, 'snapshot': 0.3, 'backup': 0.3,
              'pending_upload': 0.1, 'copy': 0.3, 'rbd_snapshot': 0.1,
@@ -53,11 +56,52 @@ class CaptureTestCase(base.TestCase):
     durations = DURATIONS
 
     def proof(self, image_id):
-        """(status, time) of the image's first proving status change."""
+        """The log entry of the image's first proving status change."""
         for entry in self.control.log(resource_id=image_id):
             if entry['field'] == 'status' and entry['new'] in PROOF_STATUSES:
-                return entry['new'], entry['time']
+                return entry
         self.fail('image %s never went %s' % (image_id, PROOF_STATUSES))
+
+    def reads_after(self, entry, key, resource_id):
+        """The reads of one resource that arrived after a logged change.
+
+        A read that arrived before the change and was answered after it
+        (in flight at the proof) is not one; the simulator takes a
+        request's time on arrival, before it reads its state under the
+        lock the change was made under, so every read counted here saw
+        the change. Other resources' reads (another CLI's) do not count.
+        """
+        return [r for r in self.control.requests()['requests']
+                if r['key'] == key and r['monotonic'] >= entry['monotonic']
+                and r['path'].rstrip('/').endswith('/' + resource_id)]
+
+    def assert_answered_on(self, result, label, entry, proving, others,
+                           output_reads=0):
+        """Answered from the first read that saw ``entry``; polled no more.
+
+        ``proving``: (key, id) of the resource whose read shows the proof:
+        at most one poll's read of it arrived after the proof, plus
+        ``output_reads`` (``--wait-phase`` reads the image once more to
+        print it). ``others``: the other resources each poll reads: at
+        most one read each (the poll that saw the proof may read them
+        after it), so no later poll.
+        """
+        latency = result.output_at - entry['time']
+        # The figure is the benchmark's (osc_snapphase/tests/bench, delay
+        # section); a loaded machine stretches it, so it is only shown.
+        self.addDetail('latency', content.text_content(
+            '%s: answered %.3f s after the proof (%s %s -> %s)' % (
+                label, latency, entry['resource'], entry['id'],
+                entry['new'])))
+        # Never before the proof.
+        self.assertGreaterEqual(latency, 0, label)
+        allowed = [(proving, 1 + output_reads)] + [(o, 1) for o in others]
+        for (key, resource_id), most in allowed:
+            reads = self.reads_after(entry, key, resource_id)
+            self.assertLessEqual(
+                len(reads), most, '%s: %d reads of %s after the proof: the '
+                'first one that showed it was not answered on: %s' % (
+                    label, len(reads), resource_id, reads))
 
     def copy_of(self, server_id):
         captures = self.control.captures(server_id)
@@ -71,20 +115,19 @@ class CaptureTestCase(base.TestCase):
         self.assertIsNone(proc.poll(), 'returned during the disk copy')
         self.control.release('copy', server=server_id)
 
-    def assert_returned_on_proof(self, result, image_id, server_id, order):
-        status, proved_at = self.proof(image_id)
-        self.assertEqual(ORDERS[order], status)
+    def assert_returned_on_proof(self, result, image_id, server_id, order,
+                                 output_reads=0):
+        entry = self.proof(image_id)
+        self.assertEqual(ORDERS[order], entry['new'])
         copy = self.copy_of(server_id)
         self.assertIsNotNone(copy['ended'])
         self.assertIsNotNone(copy['point_in_time'])
         # Never before the copy's point in time, nor before it ended.
         self.assertGreaterEqual(result.output_at, copy['point_in_time'])
         self.assertGreaterEqual(result.output_at, copy['ended'])
-        latency = result.output_at - proved_at
-        self.assertGreaterEqual(latency, 0)
-        self.assertLessEqual(latency, MAX_LATENCY,
-                             '%s: returned %.2fs after the image went %s'
-                             % (order, latency, status))
+        self.assert_answered_on(result, order, entry, (IMAGE_GET, image_id),
+                                [(base.GET_SERVER, server_id)],
+                                output_reads)
 
     def clouds_yaml_with(self, **keys):
         """A copy of the simulator's clouds.yaml with keys in each cloud."""
@@ -112,7 +155,7 @@ class TestWaitPhaseSnapshot(CaptureTestCase):
         result = self.finish_timed(proc)
         data = result.json()
         self.assert_returned_on_proof(result, data['id'], server['id'],
-                                      order)
+                                      order, output_reads=1)
         self.assertEqual(('complete', 'image-status'),
                          (data['capture'], data['capture_model']))
         self.assertIn(data['id'], data['capture_evidence'])
@@ -147,7 +190,7 @@ class TestWaitPhaseSnapshot(CaptureTestCase):
         result = self.finish_timed(proc)
         data = result.json()
         self.assert_returned_on_proof(result, data['id'], server['id'],
-                                      'libvirt-file')
+                                      'libvirt-file', output_reads=1)
 
 
 class TestWatchDiskSafe(CaptureTestCase):
@@ -247,9 +290,11 @@ class TestXenServerModel(CaptureTestCase):
         data = result.json()
         self.assertEqual(('complete', 'xenserver'),
                          (data['capture'], data['capture_model']))
-        left_snapshot = self.changed_at(server['id'], 'image_snapshot')
-        self.assertGreaterEqual(result.output_at, left_snapshot)
-        self.assertLessEqual(result.output_at - left_snapshot, MAX_LATENCY)
+        left_snapshot, = [e for e in self.task_log(server['id'])
+                          if e['old'] == 'image_snapshot'][:1]
+        # The proof is the server's task state: its read shows it.
+        self.assert_answered_on(result, 'xenserver model', left_snapshot,
+                                (base.GET_SERVER, server['id']), [])
         # Judged by the task state alone: the image is still queued.
         self.assertEqual('queued', self.control.image(data['id'])['status'])
         self.assertEqual('image_pending_upload', self.control.server(

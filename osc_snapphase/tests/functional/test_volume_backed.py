@@ -15,13 +15,17 @@
 Nova sets no task state and answers with an image that is already active;
 the snapshots are still ``creating``. The simulator holds them until the
 CLI has read them a few times, then the tests check the CLI against the
-simulator's own record of when each snapshot left ``creating``.
+simulator's own record of when each snapshot left ``creating``: it answers
+after that, from the first read that shows it (events in the simulator's
+request log; how fast is the benchmark's figure, not a bound here).
 """
+
+from testtools import content
 
 from osc_snapphase.tests.functional import base
 
-MAX_LATENCY = 1.0
 SNAPSHOT_GET = 'GET /volume/v3/{project_id}/snapshots/{id}'
+SNAPSHOT_LIST = 'GET /volume/v3/{project_id}/snapshots/detail'
 
 
 class VolumeBackedTestCase(base.TestCase):
@@ -48,6 +52,50 @@ class VolumeBackedTestCase(base.TestCase):
         return [c for c in self.control.captures(self.server['id'])
                 if c['driver'] == 'cinder']
 
+    def left_creating(self, snapshot_id):
+        """The log entry of the snapshot leaving ``creating``."""
+        for entry in self.control.log(resource_id=snapshot_id):
+            if entry['field'] == 'status' and entry['old'] == 'creating':
+                return entry
+        self.fail('snapshot %s never left creating' % snapshot_id)
+
+    def assert_answered_on_last(self, result, watched=None):
+        """Answered after the last snapshot left creating, on its first read.
+
+        Counted in the simulator's request log by arrival (a read in
+        flight at the change is not counted; one that arrived after it
+        saw it): at most one read of the snapshot, one listing of the
+        snapshots and one read of ``watched`` (a server a watch polls)
+        arrived after the change, so the CLI answered on the poll that
+        showed it and polled no more. Never before the copy ended.
+        """
+        captures = self.snapshot_captures()
+        last = max(c['ended'] for c in captures)
+        self.assertGreaterEqual(result.output_at, last,
+                                'returned before the snapshot')
+        proof = max((self.left_creating(c['snapshot_id'])
+                     for c in captures), key=lambda e: e['monotonic'])
+        # The latency figure is the benchmark's (osc_snapphase/tests/bench,
+        # delay section); shown here, not bounded: load stretches it.
+        self.addDetail('latency', content.text_content(
+            'answered %.3f s after snapshot %s went %s' % (
+                result.output_at - proof['time'], proof['id'],
+                proof['new'])))
+        after = [r for r in self.control.requests()['requests']
+                 if r['monotonic'] >= proof['monotonic']]
+        reads = {
+            'snapshot': [r for r in after if r['key'] == SNAPSHOT_GET and
+                         r['path'].rstrip('/').endswith(proof['id'])],
+            'snapshot list': [r for r in after if r['key'] == SNAPSHOT_LIST],
+            'server': [r for r in after if r['key'] == base.GET_SERVER and
+                       watched and r['path'].rstrip('/').endswith(watched)],
+        }
+        for what, found in reads.items():
+            self.assertLessEqual(len(found), 1, '%d %s reads after the '
+                                 'snapshot left creating: %s'
+                                 % (len(found), what, found))
+        return captures
+
     def wait_phase(self, *extra):
         return self.start('server', 'image', 'create', self.server['id'],
                           '--name', 'bfv-snap', '--wait-phase', 'snapshot',
@@ -62,12 +110,8 @@ class TestWaitPhase(VolumeBackedTestCase):
         self.snapshots_until_polled(proc)
         result = self.finish_timed(proc)
         data = result.json()
-        captures = self.snapshot_captures()
+        captures = self.assert_answered_on_last(result)
         self.assertEqual(1, len(captures))
-        last = max(c['ended'] for c in captures)
-        latency = result.output_at - last
-        self.assertGreaterEqual(latency, 0, 'returned before the snapshot')
-        self.assertLessEqual(latency, MAX_LATENCY)
         self.assertEqual('complete', data['capture'])
         self.assertIn(captures[0]['snapshot_id'], data['capture_evidence'])
         self.assertEqual('available', self.control.volume_snapshots(
@@ -149,9 +193,7 @@ class TestWatchImage(VolumeBackedTestCase):
                           image['id'], '--until', 'disk-safe', '-f', 'json')
         self.snapshots_until_polled(proc)
         result = self.finish_timed(proc)
-        last = max(c['ended'] for c in self.snapshot_captures())
-        self.assertGreaterEqual(result.output_at, last)
-        self.assertLessEqual(result.output_at - last, MAX_LATENCY)
+        self.assert_answered_on_last(result)
         self.assertEqual(['in-progress', 'complete'],
                          [r['Capture'] for r in result.json()])
 
@@ -193,5 +235,4 @@ class TestShowAndWatchByName(VolumeBackedTestCase):
                           '--until', 'disk-safe', '-f', 'json')
         self.snapshots_until_polled(proc)
         result = self.finish_timed(proc)
-        last = max(c['ended'] for c in self.snapshot_captures())
-        self.assertGreaterEqual(result.output_at, last)
+        self.assert_answered_on_last(result, watched=self.server['id'])
