@@ -18,9 +18,11 @@ of one ``createImage`` until the test releases it, and checks with the real
 ``openstack`` executable that:
 
 (a) ``server image create --wait-phase snapshot`` returns only after the
-    copy's point in time and the end of the copy, and within 1 s of the
-    moment the Glance double turned the image ``saving`` (``active`` for an
-    RBD direct snapshot, which never goes ``saving``);
+    copy's point in time, the end of the copy and the moment the Glance
+    double turned the image ``saving`` (``active`` for an RBD direct
+    snapshot, which never goes ``saving``), on the first poll that shows
+    it: after that moment the CLI read each path at most once (besides
+    the image read that prints it), so it polled no more;
 (b) ``server task-state watch --until disk-safe`` does likewise;
 (c) ``server task-state show`` run while the copy is held says
     ``disk_writes_safe: false`` and capture ``in-progress`` (or
@@ -28,18 +30,20 @@ of one ``createImage`` until the test releases it, and checks with the real
 
 Every moment is the driver's or Glance's own ``time.time()`` record; a
 CLI "returns" when its stdout holds its complete JSON answer (as in the
-functional suite; the interpreter's exit is reported too).  A CLI learns
-of the Glance status only from a request sent after it changed: when the
-in-process cloud (CPU-starved on a loaded machine; a Nova GET was seen to
-take 2.5 s) was still answering an earlier request of that CLI at that
-moment, the 1 s counts from that answer; the raw latency is reported.  The
-uploads of the file-based paths are held until both CLIs have exited, so a
-CLI that waited for ``active`` instead of ``saving`` cannot pass.
+functional suite; the interpreter's exit is reported too).  Each CLI's
+requests are told apart by its token and counted by arrival: a request in
+flight at the Glance change (arrived before it) is not one after it.  No
+wall-clock bound: the latencies (also from the answer then in flight) are
+reported as details, the figure is the benchmark's
+(``osc_snapphase/tests/bench``, delay section).  The uploads of the
+file-based paths are held until both CLIs have exited, so a CLI that
+waited for ``active`` instead of ``saving`` cannot pass.
 
 Set ``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append the measured
 latencies of each run to that file.
 """
 
+import collections
 import json
 import os
 import time
@@ -53,8 +57,6 @@ from osc_snapphase.tests.functional_nova import libvirt
 from osc_snapphase.tests import output
 
 IMAGE_CREATE = ('server', 'image', 'create')
-#: The product's promise: return within this long of the Glance status.
-WITHIN = 1.0
 #: How long the test waits for a CLI once the copy is released.
 CLI_WAIT = 45.0
 
@@ -212,13 +214,10 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
             if answered_at < proof:
                 failures.append('%s returned %.3f s before the image went %s'
                                 % (label, proof - answered_at, self.PROOF))
-            elif answered_at - cloud_answered[key] > WITHIN:
-                failures.append(
-                    '%s returned %.3f s after the image went %s (%.3f s '
-                    'after the answer it was waiting for at that moment): '
-                    'more than %s s'
-                    % (label, answered_at - proof, self.PROOF,
-                       answered_at - cloud_answered[key], WITHIN))
+            else:
+                failures.extend(self.polled_after(
+                    label, run['tokens'][key], proof,
+                    output_reads=1 if key == 'create' else 0))
             out = result.json()
             row = out if key == 'create' else out[-1]
             capture = row.get('capture', row.get('Capture'))
@@ -248,14 +247,38 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
         A CLI learns of the Glance status only from a request sent after
         it changed; if the (in-process, CPU-starved) cloud was still
         answering an earlier request then, the CLI could not know sooner.
-        The 1 s is counted from that answer (from ``proof`` if none was
-        in flight); the raw latency is reported too.
+        Reported with the raw latency (details only: the figure is the
+        benchmark's, osc_snapphase/tests/bench, delay section).
         """
         ends = [end for token in tokens
                 for start, end, _s, _m, _p in self.cloud.requests_of(
                     token, proof - 120.0, proof)
                 if end > proof]
         return max([proof] + ends)
+
+    def polled_after(self, label, tokens, proof, output_reads):
+        """Failures if a CLI polled again after the proof.
+
+        The poll that saw it reads each path once; ``--wait-phase`` reads
+        the image once more to print it (``output_reads``); any more
+        reads of a path arrived after the proof mean a later poll.
+        """
+        reads = collections.Counter(
+            (service, path) for token in tokens
+            for _start, _end, service, method, path in
+            self.cloud.requests_of(token, proof) if method == 'GET')
+        found = []
+        for (service, path), count in sorted(reads.items()):
+            most = 1
+            if service == 'glance' and path.startswith('/v2/images/'):
+                most += output_reads
+            if count > most:
+                found.append('%s read %s %s %d times after the image went '
+                             '%s (at most %d: it did not answer on the '
+                             'first poll that showed it)'
+                             % (label, service, path, count, self.PROOF,
+                                most))
+        return found
 
     def polls(self, tokens, proof, answered_at):
         """A CLI's requests from 3 s before the proof to its answer."""

@@ -24,9 +24,11 @@ first went ``saving`` / ``active`` (Glance test double hooked) are
 recorded with ``time.time()``.  For each order:
 
 (a) ``server image create --wait-phase snapshot`` keeps polling through
-    the held copy, and answers after the copy's end and within 1 s of the
-    first thing the API shows that proves it: the image ``saving``
-    (``active`` for RBD);
+    the held copy, and answers after the copy's end and after the first
+    thing the API shows that proves it (the image ``saving``, ``active``
+    for RBD), on the first poll that shows it: at most one poll's read of
+    the image and of the server arrives after the proof (events in the
+    Nova and Glance HTTP logs; how fast is the benchmark's figure);
 (b) ``server task-state watch --until disk-safe`` started after a plain
     ``server image create`` does likewise;
 (c) ``server task-state show`` during the held copy says
@@ -40,8 +42,10 @@ check that these tests see a too-early answer).
 A CLI "answers" when its stdout holds its complete JSON document (as in
 the other capture tests; its exit is reported too).  The upload of the
 ``saving`` orders stays held until the CLI has answered, so a CLI that
-waited for ``active`` cannot pass.  Set
-``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append the measured latencies.
+waited for ``active`` cannot pass.  The measured latencies are test details
+(no bound: the figure is the benchmark's, ``osc_snapphase/tests/bench``,
+delay section); set ``OSC_SNAPPHASE_CAPTURE_TIMINGS=<file>`` to append
+them.
 """
 
 import os
@@ -54,8 +58,6 @@ from osc_snapphase.tests.functional_nova import driver
 from osc_snapphase.tests import output
 
 IMAGE_CREATE = ('server', 'image', 'create')
-#: The product's promise: answer within this long of the proof.
-WITHIN = 1.0
 #: How long the test waits for a CLI once the copy is released.
 CLI_WAIT = 45.0
 CAPTURE_RUNNING = ('in-progress',)
@@ -148,9 +150,31 @@ class OrderTestCase(base.SnapphaseTestCase):
         self.assertEqual('ok', plan.wait_done())
         return released_at, upload_held
 
-    def check_answer(self, label, plan, clock, released_at, upload_held,
-                     proof_name=None):
-        """Answer after the copy's end, within WITHIN of the proof."""
+    def reads_after(self, service, path, moment):
+        """The CLI's GETs of ``path`` that arrived after ``moment``.
+
+        ``moment`` is a ``time.time()``; the HTTP logs keep
+        ``time.monotonic()`` arrival times (this process, one clock
+        offset). A read in flight at the moment (arrived before) is not
+        counted; the test's own reads (python-requests) neither.
+        """
+        since = moment - (time.time() - time.monotonic())
+        return service.count('GET', path, since)
+
+    def check_answer(self, label, server_id, plan, clock, released_at,
+                     upload_held, proof_name=None, output_reads=1):
+        """Answer after the copy's end and the proof, on the proof's poll.
+
+        The CLI read the image (the proving resource) and the server at
+        most once each after the proof, besides ``output_reads`` image
+        reads (``--wait-phase`` reads it once more to print it): it
+        answered on the first poll that showed the proof and polled no
+        more. With ``proof_name`` (a task state, read from the server) the
+        server is the proving resource; the driver takes that time just
+        before Nova writes the task state, so one poll (server and image
+        read) arriving between the two still sees the old one and is
+        allowed too.
+        """
         result = base.result_of(clock)
         self.assertEqual(0, result.returncode, result)
         times = plan.times
@@ -173,6 +197,8 @@ class OrderTestCase(base.SnapphaseTestCase):
                    answered - proof, proof_name,
                    answered - times['copy_ended'], answered - released_at,
                    clock.ended_at - proof, proof_name))
+        # Shown, not bounded: the latency figure is the benchmark's
+        # (osc_snapphase/tests/bench, delay section); load stretches it.
         self.addDetail('timings', content.text_content(line))
         path = os.environ.get('OSC_SNAPPHASE_CAPTURE_TIMINGS')
         if path:
@@ -182,7 +208,22 @@ class OrderTestCase(base.SnapphaseTestCase):
         self.assertGreater(answered, times['point_in_time'], detail)
         self.assertGreater(answered, times['copy_ended'], detail)
         self.assertGreaterEqual(answered, proof, detail)
-        self.assertLessEqual(answered - proof, WITHIN, detail)
+        server_reads = self.reads_after(
+            self.cloud.nova_http, '/v2.1/servers/%s' % server_id, proof)
+        image_reads = self.reads_after(
+            self.cloud.glance_http, '/v2/images/%s' % plan.image_ids[-1],
+            proof)
+        if proof_name.startswith('image_'):
+            most = {'server': 1, 'image': 1 + output_reads}
+        else:
+            most = {'server': 2, 'image': 2 + output_reads}
+        reads = {'server': server_reads, 'image': image_reads}
+        for what in ('server', 'image'):
+            self.assertLessEqual(
+                reads[what], most[what], '%s: %d reads of the %s after the '
+                '%s (at most %d: it did not answer on the first poll that '
+                'showed it): %s' % (label, reads[what], what, proof_name,
+                                    most[what], detail))
         if self.PROOF == 'saving':
             self.assertTrue(upload_held, 'the CLI answered only after the '
                             'held upload: ' + detail)
@@ -207,21 +248,21 @@ class EveryOrderTests(object):
     """(a), (b) and (c): mixed into the OrderTestCase of each order."""
 
     def test_wait_phase_snapshot(self):
-        """(a) --wait-phase snapshot: after the copy, within 1 s."""
+        """(a) --wait-phase snapshot: after the copy, on the proof."""
         server_id = self.boot('vm1')
         plan = self.order_plan(hold=self.upload_holds())
         clock = self.start_cli(*IMAGE_CREATE, 'vm1', '--name', 'snap1',
                                '--wait-phase', 'snapshot', '-f', 'json')
         self.hold_copy_under_polls(plan, clock, server_id)
         released_at, upload_held = self.release_and_answer(plan, clock)
-        out = self.check_answer('--wait-phase snapshot', plan, clock,
-                                released_at, upload_held)
+        out = self.check_answer('--wait-phase snapshot', server_id, plan,
+                                clock, released_at, upload_held)
         self.assertEqual('complete', out['capture'], out)
         self.assertEqual('image-status', out['capture_model'], out)
         self.assertEqual(plan.image_ids, [out['id']])
 
     def test_watch_until_disk_safe(self):
-        """(b) watch --until disk-safe: after the copy, within 1 s."""
+        """(b) watch --until disk-safe: after the copy, on the proof."""
         server_id = self.boot('vm1')
         plan = self.order_plan(hold=self.upload_holds())
         self.openstack(*IMAGE_CREATE, 'vm1', '--name', 'snap1')
@@ -230,8 +271,9 @@ class EveryOrderTests(object):
                                '-f', 'json')
         self.hold_copy_under_polls(plan, clock, server_id)
         released_at, upload_held = self.release_and_answer(plan, clock)
-        rows = self.check_answer('watch --until disk-safe', plan, clock,
-                                 released_at, upload_held)
+        rows = self.check_answer('watch --until disk-safe', server_id,
+                                 plan, clock, released_at, upload_held,
+                                 output_reads=0)
         self.assertEqual('complete', rows[-1]['Capture'], rows)
         for row in rows[:-1]:
             self.assertIn(row['Capture'], ('not-started',) + CAPTURE_RUNNING,
@@ -283,7 +325,7 @@ class TestXenServerOrder(EveryOrderTests, OrderTestCase):
         self.assertIsNotNone(first_pending_upload, plan.describe(self.t0))
         plan.mark('first_pending_upload', first_pending_upload)
         out = self.check_answer('xenserver model --wait-phase snapshot',
-                                plan, clock, released_at, True,
+                                server_id, plan, clock, released_at, True,
                                 proof_name='first_pending_upload')
         self.assertTrue(still_pending, 'the CLI answered only after the '
                         'held image_pending_upload')
@@ -315,8 +357,8 @@ class TestLibvirtFileOrder(EveryOrderTests, OrderTestCase):
         plan.release('bounce')
         self.hold_copy_under_polls(plan, clock, server_id)
         released_at, upload_held = self.release_and_answer(plan, clock)
-        self.check_answer('--wait-phase snapshot (bounce held)', plan,
-                          clock, released_at, upload_held)
+        self.check_answer('--wait-phase snapshot (bounce held)', server_id,
+                          plan, clock, released_at, upload_held)
         self.assertEqual(
             ['image_pending_upload', 'image_uploading',
              'image_pending_upload', 'image_uploading'],
