@@ -12,8 +12,10 @@
 
 """Test base: a fresh in-process real Nova per test, ``openstack`` runner."""
 
+import os
 import time
 
+import fixtures
 from testtools import content
 
 from osc_snapphase.simulator import faults
@@ -84,6 +86,10 @@ class NovaTestCase(scenario_base.CLITestCase):
 
     def setUp(self):
         super().setUp()
+        # A stuck in-process Nova must not hang the run (the simulator
+        # suite's cloud is a subprocess, and its waits all end).
+        self.useFixture(fixtures.Timeout(
+            int(os.environ.get('OS_TEST_TIMEOUT', 300)), gentle=True))
         self.cloud = self.useFixture(cloud.NovaCloud())
         self.addOnException(self._attach_nova_log)
         self.plans = {}

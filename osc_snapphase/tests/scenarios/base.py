@@ -28,11 +28,9 @@ is deleted), ``not_running`` (Nova swallows InstanceNotRunning: the image
 is deleted, the task state stays).
 """
 
-import os
 import signal
 import time
 
-import fixtures
 import testtools
 
 from osc_snapphase.tests import cli
@@ -53,11 +51,6 @@ class CLITestCase(testtools.TestCase):
 
     #: Default timeout of one openstack run (seconds).
     cli_timeout = 180
-
-    def setUp(self):
-        super().setUp()
-        self.useFixture(fixtures.Timeout(
-            int(os.environ.get('OS_TEST_TIMEOUT', 300)), gentle=True))
 
     # -- the one runner ------------------------------------------------------
 
