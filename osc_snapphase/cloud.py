@@ -75,7 +75,8 @@ def transient_from(exc, service=None):
         # An HTML error page, a truncated body; any other ValueError is a
         # bug, not an answer to retry.
         return engine.TransientError(
-            'The cloud sent a response that is not valid JSON (%s)' % exc,
+            '%s sent an answer that is not valid JSON (an HTML page or a '
+            'truncated body?): %s' % (_service_of(exc, service), exc),
             malformed=True)
     return None
 

@@ -208,17 +208,26 @@ class LiveTable:
         return text
 
     def write(self, rows):
-        """Header, then each row as it comes, then the closing rule."""
+        """Header, then each row as it comes, then the closing rule.
+
+        The header comes with the first row: a watch that ends before any
+        row (an error, no server to show) prints nothing, as cliff prints
+        no table without rows.
+        """
         out = self.out
-        out.write(self.rule + self._line(self.layout.columns) + self.rule)
-        out.flush()
+        started = False
         try:
             for row in rows:
+                if not started:
+                    out.write(self.rule + self._line(self.layout.columns)
+                              + self.rule)
+                    started = True
                 out.write(self._line(self.layout.cells(row)))
                 out.flush()
         finally:
-            out.write(self.rule)
-            out.flush()
+            if started:
+                out.write(self.rule)
+                out.flush()
 
 
 def json_lines(out, column_names, rows):

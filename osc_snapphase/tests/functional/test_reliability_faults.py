@@ -132,7 +132,8 @@ class FaultRows:
         proc = self.begin(hold=('pending_upload',))
         self.fault('pending_upload', 'malformed', 2, variant='html200')
         result = self.end(proc, 0)
-        self.assertIn('not a valid server', result.stderr)
+        self.assertIn('The Compute service sent an answer that is not valid '
+                      'JSON', result.stderr)
         self.assertIn('Recovered after 2 retries', result.stderr)
         self.assert_complete(result)
 
@@ -142,7 +143,8 @@ class FaultRows:
                               'malformed', None, recover=False,
                               variant='truncated')
         result = self.end(proc, 1)
-        self.assertIn('not a valid server', result.stderr)
+        self.assertIn('The Compute service sent an answer that is not valid '
+                      'JSON', result.stderr)
         self.assertIn('giving up after 5 invalid answers', result.stderr)
         self.assertLessEqual(len(self.stderr_lines(result)), 3,
                              result.stderr)

@@ -192,11 +192,12 @@ class TestTransientFrom(testtools.TestCase):
         for error in (json.JSONDecodeError('Expecting value', '<html>', 0),
                       requests.exceptions.JSONDecodeError(
                           'Expecting value', '<html>', 0)):
-            exc = cloud.transient_from(error)
+            exc = cloud.transient_from(error, 'image')
             self.assertTrue(exc.malformed)
             self.assertEqual(
-                'The cloud sent a response that is not valid JSON '
-                '(Expecting value: line 1 column 1 (char 0))', str(exc))
+                'The Image service sent an answer that is not valid JSON '
+                '(an HTML page or a truncated body?): Expecting value: '
+                'line 1 column 1 (char 0)', str(exc))
 
     def test_transient_from_other_value_error(self):
         # Only a body that is not JSON is a malformed answer.

@@ -551,9 +551,10 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
         lines = out.splitlines()
         self.assertIn('| Time ', lines[1])
         self.assertEqual(3 + 3 + 1, len(lines))
-        # The header was out before the first row; each row before the
-        # next one was made.
-        self.assertEqual(3, len(seen[0].splitlines()))
+        # Nothing before the first row (the header comes with it); each
+        # row was out before the next one was made.
+        self.assertEqual('', seen[0])
+        self.assertEqual(4, len(seen[1].splitlines()))
         self.assertIn('image_snapshot_pending', seen[1])
         self.assertIn('image_uploading', seen[2])
 
