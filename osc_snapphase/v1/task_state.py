@@ -395,6 +395,14 @@ class WatchTaskState(command.Lister):
             common.usage_error(self.cmd_name or 'watch',
                                '--all watches every server: give no '
                                '<server> and no --image with it')
+        for condition in parsed_args.until or ():
+            if getattr(condition, 'busy', None) is not None:
+                # It waits for an image operation, which most servers of
+                # a project do not have: it could never hold.
+                common.usage_error(
+                    self.cmd_name or 'watch',
+                    '--until %s waits for an image operation of each '
+                    'server: with --all use idle or disk-safe' % condition)
         filters = {}
         if parsed_args.all_projects:
             filters['all_tenants'] = True

@@ -64,6 +64,16 @@ class TestWatchAll(fakes.TestCommand):
             self.assertEqual(2, exc.code)
         self.compute_client.get.assert_not_called()
 
+    def test_watch_all_phase_over_is_a_usage_error(self):
+        # Most servers of a project have no image operation: it would
+        # never hold.
+        parsed_args = self.check_parser(
+            self.cmd, ['--all', '--until', 'phase-over=snapshot'], [])
+        exc = self.assertRaises(SystemExit, self.cmd.take_action,
+                                parsed_args)
+        self.assertEqual(2, exc.code)
+        self.compute_client.get.assert_not_called()
+
     def test_watch_filters_need_all(self):
         for arglist in (['vm1', '--name', '^web'],
                         ['--all-projects', 'vm1']):
