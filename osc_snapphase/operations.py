@@ -86,19 +86,7 @@ class ImageOperations:
         return None
 
     def _start(self, track, entry, now):
-        track.op_active = True
-        track.op_succeeded = False
-        track.op_shelve = entry.operation == phases.SHELVE
-        track.op_max_step = None
-        track.settle_since = None
-        track.image_checked = None
-        track.image_gone_at = None
-        track.image_id = None
-        track.image_status = None
-        track.image_since = None
-        track.volume_backed = False
-        track.snapshot_ids = None
-        track.snapshots = {}
+        track.begin_operation(shelve=entry.operation == phases.SHELVE)
         if self._images is not None:
             self._find_image(track, now)
 

@@ -84,26 +84,34 @@ class Track:
         self.start_seen = False
         self.task_start_seen = False
         self.segments = []
-        # The image-producing operation, if one is in progress or expected.
+        # The attached volumes of a volume-backed server (watched by name).
+        self.volume_ids = tuple(volume_ids)
+        self.begin_operation(image_id, active=image_id is not None)
+        self.capture_model = capture_model
+        self.capture = phases.judge_capture(self.capture_facts(),
+                                            capture_model)
+
+    def begin_operation(self, image_id=None, active=True, shelve=False):
+        """Forget the last image-producing operation; follow a new one.
+
+        ``active``: one is in progress or expected; ``image_id``: its
+        image, when known; ``shelve``: it is a shelve.
+        """
         self.image_id = image_id
         self.image_status = None
-        self.op_active = image_id is not None
+        self.op_active = active
         self.op_max_step = None
-        self.op_shelve = False
+        self.op_shelve = shelve
         self.op_succeeded = False
         self.volume_backed = False
-        # The attached volumes of a volume-backed server (watched by name),
-        # and the Cinder snapshots of its operation: {id: SnapshotState}.
-        self.volume_ids = tuple(volume_ids)
+        # The Cinder snapshots of a volume-backed server's operation:
+        # {id: SnapshotState}.
         self.snapshot_ids = None
         self.snapshots = {}
         self.settle_since = None
         self.image_checked = None
         self.image_gone_at = None
         self.image_since = None   # wall time the image status was first seen
-        self.capture_model = capture_model
-        self.capture = phases.judge_capture(self.capture_facts(),
-                                            capture_model)
 
     def capture_facts(self):
         """What the capture model judges, from what was seen so far."""

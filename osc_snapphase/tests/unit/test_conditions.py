@@ -21,19 +21,17 @@ from osc_snapphase.tests.unit import fakes
 
 
 def make_track(task_state=None, vm_state='active', status='ACTIVE',
-               exists=True, op_active=False, op_max_step=None,
-               op_succeeded=False, op_shelve=False, volume_backed=False,
-               image_status=None, snapshots=None, model='image-status'):
+               image_status=None, snapshots=None, model='image-status',
+               **attributes):
+    """A judged Track; ``attributes`` override the Track's own values."""
     server_id = fakes.new_id()
     track = records.Track(server_id, 'vm1', capture_model=model)
     track.state = fakes.server_state(server_id, task_state, vm_state,
                                      status)
-    track.exists = exists
-    track.op_active = op_active
-    track.op_max_step = op_max_step
-    track.op_succeeded = op_succeeded
-    track.op_shelve = op_shelve
-    track.volume_backed = volume_backed
+    for name, value in attributes.items():
+        if not hasattr(track, name):
+            raise TypeError('a Track has no attribute %s' % name)
+        setattr(track, name, value)
     if image_status is not None:
         track.image_id = 'img'
         track.image_status = image_status
