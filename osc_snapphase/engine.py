@@ -23,6 +23,7 @@ fleet watch (``new_track``) follows servers as they come and go.
 """
 
 import collections
+import dataclasses
 import datetime
 import time
 
@@ -104,14 +105,14 @@ class TransientError(Exception):
         self.malformed = malformed
 
 
+@dataclasses.dataclass(eq=False)
 class Outcome:
     """Why a watch ended."""
 
-    def __init__(self, kind, message, server_id=None, elapsed=0.0):
-        self.kind = kind
-        self.message = message
-        self.server_id = server_id
-        self.elapsed = elapsed
+    kind: str
+    message: str
+    server_id: str = None
+    elapsed: float = 0.0
 
     @property
     def exit_code(self):
