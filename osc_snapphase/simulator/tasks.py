@@ -270,6 +270,8 @@ def _enter(cloud, op):
     step = op.step
     if op.index > 0 and step.task_state:
         cloud.update_server(server, task_state=step.task_state)
+    if _calls_glance(op, step) and _image_gone(cloud, op, server):
+        return
     image = cloud.images.get(op.image_id)
     if step.image and image is not None:
         cloud.set_image_status(image, step.image)
@@ -319,12 +321,8 @@ def _step_done(cloud, op, server):
 
 
 def _run(cloud, op):
-    if op.done:
-        return
-    server = cloud.servers.get(op.server_id)
-    if _gone(server):
-        # Deleted while held: notice it now.
-        _advance(cloud, op)
+    server = _live_server(cloud, op)   # deleted while held: noticed now
+    if server is None:
         return
     delay = cloud.duration(op.step.duration)
     rule = _take_fault(cloud, op, server)
@@ -388,24 +386,59 @@ def _vanished(cloud, op, server):
     _end(cloud, op, server)
 
 
-def _advance(cloud, op):
+def _calls_glance(op, step):
+    """Whether the driver calls Glance about the image as step starts.
+
+    As nova 34: libvirt's snapshot() first reads the image (so at the
+    start of image_snapshot or image_backup), and every driver's upload
+    writes it (a step that turns the image saving; vmware reads it
+    first). Nothing else between asks Glance, so an image deleted
+    meanwhile is noticed only there, or at the end (_advance).
+    """
+    return bool(step.image) or (op.driver.name.startswith('libvirt') and
+                                step.name in ('snapshot', 'backup'))
+
+
+def _image_gone(cloud, op, server):
+    """End the operation if its image was deleted; whether it was.
+
+    ImageNotFound is swallowed by nova's _snapshot_instance: the task
+    state is cleared, no fault, the event ends Success.
+    """
+    if op.image_id in cloud.images:
+        return False
+    cloud.update_server(server, task_state=None)
+    _end(cloud, op, server)
+    return True
+
+
+def _live_server(cloud, op):
+    """The server of an operation that goes on; None when it is over.
+
+    A server deleted meanwhile ends the operation here (see _vanished).
+    """
     if op.done:
-        return
+        return None
     server = cloud.servers.get(op.server_id)
     if _gone(server):
         _vanished(cloud, op, server)
-        return
-    image = cloud.images.get(op.image_id)
-    if image is None:
-        # ImageNotFound is swallowed too: task_state cleared, no fault.
-        cloud.update_server(server, task_state=None)
-        _end(cloud, op, server)
+        return None
+    return server
+
+
+def _advance(cloud, op):
+    server = _live_server(cloud, op)
+    if server is None:
         return
     _step_done(cloud, op, server)
     if op.index + 1 < len(op.steps):
         op.index += 1
         _enter(cloud, op)
         return
+    # The upload's end (or rbd's new location) is written to Glance.
+    if _image_gone(cloud, op, server):
+        return
+    image = cloud.images[op.image_id]
     if op.driver.disk_format:
         image['disk_format'] = op.driver.disk_format
     if op.driver.name == 'libvirt-rbd':
@@ -434,21 +467,23 @@ def _rotate(cloud, server, backup):
 
 
 def _fault(cloud, op, rule):
-    if op.done:
-        return
-    server = cloud.servers.get(op.server_id)
-    if _gone(server):
-        _vanished(cloud, op, server)
+    server = _live_server(cloud, op)
+    if server is None:
         return
     kind = rule['kind']
     state = server['task_state']
     message = rule.get('message') or (
         'Simulated %s during %s' % (kind, state))
-    if kind == 'server_deleted':
-        record_action(cloud, server, 'delete', {
-            'user_id': server['user_id'], 'project_id': server['project_id']})
-        delete(cloud, server)
-        # The operation notices at the end of its phase.
+    if kind in ('server_deleted', 'image_deleted'):
+        if kind == 'server_deleted':
+            record_action(cloud, server, 'delete', {
+                'user_id': server['user_id'],
+                'project_id': server['project_id']})
+            delete(cloud, server)
+        else:
+            cloud.delete_image(op.image_id)
+        # The operation notices at the end of its phase (a server) or
+        # when it next calls Glance (an image, see _calls_glance).
         left = 1.0 - float(rule.get('at', 0.5))
         op.timer = cloud.later(cloud.duration(op.step.duration) *
                                max(0.0, left),
@@ -467,12 +502,9 @@ def _fault(cloud, op, rule):
             cloud.set_image_status(image, 'killed')
     else:
         cloud.delete_image(op.image_id)
-    if kind in ('stuck', 'image_deleted'):
-        # InstanceNotRunning and ImageNotFound are swallowed by nova's
-        # _snapshot_instance: no fault, the event ends Success; only
-        # ImageNotFound clears the task state.
-        if kind == 'image_deleted':
-            cloud.update_server(server, task_state=None)
+    if kind == 'stuck':
+        # InstanceNotRunning is swallowed by nova's _snapshot_instance:
+        # no fault, the event ends Success, the task state stays.
         _end(cloud, op, server)
         return
     if kind == 'vm_error':
