@@ -175,8 +175,7 @@ def action(cloud, req):
     with cloud.lock:
         server = cloud.visible_server(req.params['id'], req.ctx, False)
         if server is None:
-            return rest.error(404, 'itemNotFound', 'Instance %s could not '
-                              'be found.' % req.params['id'])
+            return _instance_not_found(req)
         return handler(cloud, req, server, body)
 
 
@@ -209,30 +208,37 @@ def _event_view(event, entry, mv, ctx):
     return body
 
 
-def _server_for_actions(cloud, req):
-    return cloud.visible_server(req.params['id'], req.ctx,
-                                req.microversion >= (2, 21))
+def _instance_not_found(req):
+    return rest.error(404, 'itemNotFound', 'Instance %s could not be found.'
+                      % req.params['id'])
+
+
+def _actions_of(cloud, req):
+    """The instance actions of the server, or None if it is not visible.
+
+    From microversion 2.21 those of a deleted server are visible too.
+    """
+    server = cloud.visible_server(req.params['id'], req.ctx,
+                                  req.microversion >= (2, 21))
+    return None if server is None else cloud.actions.get(server['id'], [])
 
 
 def list_actions(cloud, req):
     with cloud.lock:
-        server = _server_for_actions(cloud, req)
-        if server is None:
-            return rest.error(404, 'itemNotFound', 'Instance %s could not '
-                              'be found.' % req.params['id'])
-        entries = sorted(cloud.actions.get(server['id'], []),
-                         key=lambda e: e['start_time'], reverse=True)
+        entries = _actions_of(cloud, req)
+        if entries is None:
+            return _instance_not_found(req)
+        entries = sorted(entries, key=lambda e: e['start_time'], reverse=True)
         return rest.Response(200, {'instanceActions': [
             _action_view(e, req.microversion) for e in entries]})
 
 
 def show_action(cloud, req):
     with cloud.lock:
-        server = _server_for_actions(cloud, req)
-        if server is None:
-            return rest.error(404, 'itemNotFound', 'Instance %s could not '
-                              'be found.' % req.params['id'])
-        for entry in cloud.actions.get(server['id'], []):
+        entries = _actions_of(cloud, req)
+        if entries is None:
+            return _instance_not_found(req)
+        for entry in entries:
             if entry['request_id'] == req.params['req_id']:
                 body = _action_view(entry, req.microversion)
                 body['events'] = [
