@@ -523,12 +523,11 @@ def snapshot_view(cloud, snap, mv):
             '100%' if snap['status'] == 'available' else '0%',
         'os-extended-snapshot-attributes:project_id': snap['project_id'],
     }
-    if mv >= (3, 14):
-        body['group_snapshot_id'] = None
-    if mv >= (3, 41):
-        body['user_id'] = snap['user_id']
-    if mv >= (3, 65):
-        body['consumes_quota'] = True
+    body.update(rest.since(
+        mv,
+        ((3, 14), 'group_snapshot_id', None),
+        ((3, 41), 'user_id', snap['user_id']),
+        ((3, 65), 'consumes_quota', True)))
     return body
 
 

@@ -71,6 +71,15 @@ class Response:
         return json.dumps(self.body).encode('utf-8')
 
 
+def since(mv, *fields):
+    """The fields a body has at microversion ``mv``.
+
+    ``fields``: ``(version, key, value)``, the microversion that added
+    each one; returns ``{key: value}`` of those that ``mv`` reaches.
+    """
+    return {key: value for version, key, value in fields if mv >= version}
+
+
 def error(status, key, message):
     """Return an error in the Nova style: {key: {code, message}}."""
     return Response(status, {key: {'code': status, 'message': message}})

@@ -13,6 +13,7 @@
 """Nova response bodies: servers, flavors, faults and links."""
 
 from osc_snapphase.simulator import cloud as cloud_mod
+from osc_snapphase.simulator import rest
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 96)
@@ -136,20 +137,15 @@ def server(cloud, srv, mv, ctx):
             body['host_status'] = 'UP'
     if srv['vm_state'] in ('error', 'deleted') and srv.get('fault'):
         body['fault'] = _fault(srv, ctx)
-    if mv >= (2, 9):
-        body['locked'] = srv['locked']
-    if mv >= (2, 19):
-        body['description'] = srv['description']
-    if mv >= (2, 26):
-        body['tags'] = list(srv['tags'])
-    if mv >= (2, 63):
-        body['trusted_image_certificates'] = None
-    if mv >= (2, 71):
-        body['server_groups'] = []
-    if mv >= (2, 73):
-        body['locked_reason'] = srv['locked_reason']
-    if mv >= (2, 96):
-        body['pinned_availability_zone'] = None
+    body.update(rest.since(
+        mv,
+        ((2, 9), 'locked', srv['locked']),
+        ((2, 19), 'description', srv['description']),
+        ((2, 26), 'tags', list(srv['tags'])),
+        ((2, 63), 'trusted_image_certificates', None),
+        ((2, 71), 'server_groups', []),
+        ((2, 73), 'locked_reason', srv['locked_reason']),
+        ((2, 96), 'pinned_availability_zone', None)))
     return body
 
 
