@@ -15,7 +15,7 @@
 Nova's server listing as a fleet watch reads it (changes-since, pages of
 limit/marker, all_tenants, name), multi-create and the bulk creation of
 the control endpoint. The handlers are called in-process on a Cloud (no
-socket), except the last class, which reads the answer over HTTP.
+socket); the answer over HTTP is in tests/functional/simulator/test_fleet.py.
 """
 
 import json
@@ -31,7 +31,6 @@ from osc_snapphase.simulator import nova
 from osc_snapphase.simulator import rest
 from osc_snapphase.simulator import runner
 from osc_snapphase.simulator import views
-from osc_snapphase.tests.unit.simulator import base
 
 T0 = 1_800_000_000.0
 DETAIL = '/compute/v2.1/servers/detail'
@@ -379,19 +378,3 @@ class TestBulk(FleetCase):
             s['OS-EXT-STS:task_state'] for s in servers})
         admin = self.cloud.projects['admin']['id']
         self.assertEqual({admin}, {s['tenant_id'] for s in servers})
-
-
-class TestOverHTTP(base.SimulatorTestCase):
-
-    def test_date_header_next_link_and_control_server(self):
-        created = self.control.create_servers(3, prefix='h')
-        reply = self.call('GET', '/compute/v2.1/servers?limit=2')
-        self.assertIsNotNone(reply.headers['Date'])
-        href = reply.body['servers_links'][0]['href']
-        self.assertTrue(href.startswith(self.base + '/compute/v2.1/'))
-        rest_page = self.call('GET', href[len(self.base):]).body
-        self.assertEqual(1, len(rest_page['servers']))
-        server = self.control.server(created[0]['id'])
-        self.assertEqual('h1', server['name'])
-        self.assertEqual('ACTIVE', server['status'])
-        self.assertIsNone(self.control.server('no-such-server'))

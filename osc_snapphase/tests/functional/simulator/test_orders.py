@@ -15,7 +15,7 @@
 from osc_snapphase.simulator import __main__ as main
 from osc_snapphase.simulator import client
 from osc_snapphase.simulator import drivers
-from osc_snapphase.tests.unit.simulator import base
+from osc_snapphase.tests.functional.simulator import base
 
 PENDING = 'image_snapshot_pending'
 SNAPSHOT = 'image_snapshot'

@@ -14,7 +14,7 @@
 
 from osc_snapphase.simulator import client
 from osc_snapphase.simulator import cloud as cloud_mod
-from osc_snapphase.tests.unit.simulator import base
+from osc_snapphase.tests.functional.simulator import base
 
 
 class TestCheckpoint(base.SimulatorTestCase):

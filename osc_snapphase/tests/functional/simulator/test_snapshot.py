@@ -14,7 +14,7 @@
 
 import time
 
-from osc_snapphase.tests.unit.simulator import base
+from osc_snapphase.tests.functional.simulator import base
 
 
 class TestSnapshot(base.SimulatorTestCase):

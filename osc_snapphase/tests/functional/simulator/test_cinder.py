@@ -15,7 +15,7 @@
 import json
 
 from osc_snapphase.simulator import client
-from osc_snapphase.tests.unit.simulator import base
+from osc_snapphase.tests.functional.simulator import base
 
 MV = {'OpenStack-API-Version': 'compute 2.45'}
 
