@@ -439,18 +439,12 @@ def _time(value):
 
 
 def _version(cloud):
-    return {
-        'id': 'v3.0', 'status': 'CURRENT',
-        'version': '%d.%d' % MAX_VERSION,
-        'min_version': '%d.%d' % MIN_VERSION,
-        'updated': '2023-08-31T00:00:00Z',
-        'links': [{'rel': 'describedby', 'type': 'text/html',
-                   'href': 'https://docs.openstack.org/'},
-                  {'rel': 'self', 'href': cloud.base_url + PREFIX + '/'}],
-        'media-types': [{
-            'base': 'application/json',
-            'type': 'application/vnd.openstack.volume+json;version=3'}],
-    }
+    return rest.version_doc(
+        'v3.0', MIN_VERSION, MAX_VERSION, '2023-08-31T00:00:00Z',
+        [{'rel': 'describedby', 'type': 'text/html',
+          'href': 'https://docs.openstack.org/'},
+         {'rel': 'self', 'href': cloud.base_url + PREFIX + '/'}],
+        'application/vnd.openstack.volume+json;version=3')
 
 
 def version(cloud, req):

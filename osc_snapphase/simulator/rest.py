@@ -80,6 +80,19 @@ def since(mv, *fields):
     return {key: value for version, key, value in fields if mv >= version}
 
 
+def version_doc(version_id, min_version, max_version, updated, links,
+                media_type):
+    """The document of one version of a microversioned API (Nova, Cinder)."""
+    return {
+        'id': version_id, 'status': 'CURRENT',
+        'version': '%d.%d' % max_version,
+        'min_version': '%d.%d' % min_version,
+        'updated': updated,
+        'links': links,
+        'media-types': [{'base': 'application/json', 'type': media_type}],
+    }
+
+
 def error(status, key, message):
     """Return an error in the Nova style: {key: {code, message}}."""
     return Response(status, {key: {'code': status, 'message': message}})

@@ -155,16 +155,9 @@ def server_brief(cloud, srv):
 
 
 def version_doc(cloud):
-    return {
-        'id': 'v2.1', 'status': 'CURRENT',
-        'version': '%d.%d' % MAX_VERSION,
-        'min_version': '%d.%d' % MIN_VERSION,
-        'updated': '2013-07-23T11:33:21Z',
-        'links': [{'rel': 'self',
-                   'href': cloud.base_url + '/compute/v2.1/'},
-                  {'rel': 'describedby', 'type': 'text/html',
-                   'href': 'http://docs.openstack.org/'}],
-        'media-types': [{
-            'base': 'application/json',
-            'type': 'application/vnd.openstack.compute+json;version=2.1'}],
-    }
+    return rest.version_doc(
+        'v2.1', MIN_VERSION, MAX_VERSION, '2013-07-23T11:33:21Z',
+        [{'rel': 'self', 'href': cloud.base_url + '/compute/v2.1/'},
+         {'rel': 'describedby', 'type': 'text/html',
+          'href': 'http://docs.openstack.org/'}],
+        'application/vnd.openstack.compute+json;version=2.1')
