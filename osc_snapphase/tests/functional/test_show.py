@@ -49,17 +49,13 @@ XENSERVER_BACKUP = (
      'queued'),
     ('uploading', 'image_uploading', 'complete', True, 'saving'),
 )
-# libvirt file-backed disks: the image_uploading bounce (queued image) and
-# the copy in the second image_pending_upload are not safe.
-LIBVIRT_FILE_IMAGE = (
-    ('pending', 'image_snapshot_pending', 'not-started', False, 'queued'),
-    ('snapshot', 'image_snapshot', 'in-progress', False, 'queued'),
-    ('pending_upload', 'image_pending_upload', 'in-progress', False,
-     'queued'),
+# libvirt file-backed disks: the steps of XenServer's image with, before
+# the final upload, an image_uploading bounce (queued image) and the copy
+# in a second image_pending_upload; neither is safe.
+LIBVIRT_FILE_IMAGE = XENSERVER_IMAGE[:-1] + (
     ('uploading', 'image_uploading', 'in-progress', False, 'queued'),
     ('copy', 'image_pending_upload', 'in-progress', False, 'queued'),
-    ('uploading', 'image_uploading', 'complete', True, 'saving'),
-)
+) + XENSERVER_IMAGE[-1:]
 
 
 class TestShowPhases(base.TestCase):
