@@ -106,7 +106,7 @@ class SimulatorTestCase(testtools.TestCase):
         return [e['new'] for e in self.control.log(resource_id=image_id)
                 if e['field'] == 'status']
 
-    def wait_idle(self, server_id, timeout=5.0):
+    def wait_idle(self, server_id, timeout=60.0):
         deadline = time.monotonic() + timeout
         while self.sim.cloud.ops.get(server_id) is not None:
             if time.monotonic() > deadline:
