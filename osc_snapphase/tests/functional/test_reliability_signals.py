@@ -135,6 +135,25 @@ class SignalCase(reliability.ReliabilityTestCase):
             self.assertIn(image_id, result.stderr, 'the image ID was lost')
         return image_id
 
+    def interrupt_lookup(self, start, signum):
+        """Signal the CLI while its lookup of the server is unanswered.
+
+        ``start()`` starts the CLI. Returns its result: nothing on stdout,
+        and it ended without waiting for the lookup's answer.
+        """
+        self.control.add_http_fault('delay', 1, seconds=UNANSWERED,
+                                    endpoint='compute', method='GET',
+                                    path=r'/servers')
+        proc = start()
+        # The CLI is inside its lookup of the server, its handlers set.
+        lookup = self.wait_fault(proc)
+        self.interrupt(proc, signum)
+        result = self.finish(proc, CODES[signum], timeout=300)
+        self.assertEqual('', result.stdout)
+        self.assertFalse(self.answered(lookup),
+                         'the signal waited for the slow lookup')
+        return result
+
     def signalled(self, proc, signum, expect_output):
         result = self.finish(proc, CODES[signum], timeout=300)
         if expect_output:
@@ -149,20 +168,9 @@ class TestWatchSignals(SignalCase):
                           'idle', '-f', 'json', *extra)
 
     def _resolving(self, signum):
-        self.control.add_http_fault('delay', 1, seconds=UNANSWERED,
-                                    endpoint='compute', method='GET',
-                                    path=r'/servers')
-        proc = self.watch()
-        # The CLI is inside its lookup of the server, its handlers set.
-        lookup = self.wait_fault(proc)
-        self.interrupt(proc, signum)
-        result = self.finish(proc, CODES[signum], timeout=300)
-        self.assertEqual('', result.stdout)
+        result = self.interrupt_lookup(self.watch, signum)
         self.assertIn('%s before the watch began' % NAMES[signum],
                       result.stderr)
-        # The CLI ended without the slow answer: it did not wait for it.
-        self.assertFalse(self.answered(lookup),
-                         'the signal waited for the slow lookup')
 
     def test_sigint_resolving(self):
         self._resolving(signal.SIGINT)
@@ -271,20 +279,11 @@ class TestWaitPhaseSignals(SignalCase):
                           'snap', '-f', 'json', '--wait-phase', phase)
 
     def _resolving(self, signum):
-        self.control.add_http_fault('delay', 1, seconds=UNANSWERED,
-                                    endpoint='compute', method='GET',
-                                    path=r'/servers')
-        proc = self.create()
-        lookup = self.wait_fault(proc)
-        self.interrupt(proc, signum)
-        result = self.finish(proc, CODES[signum], timeout=300)
-        self.assertEqual('', result.stdout)
+        result = self.interrupt_lookup(self.create, signum)
         self.assertIn('%s while looking up server vm1; no image was '
                       'requested' % NAMES[signum], result.stderr)
-        # The CLI ended inside the lookup (never answered), so it cannot
-        # have gone on to create an image.
-        self.assertFalse(self.answered(lookup),
-                         'the signal waited for the slow lookup')
+        # The CLI ended inside the lookup, so it cannot have gone on to
+        # create an image.
         self.assertEqual([], self.new_images())
         self.assertEqual(0, self.control.request_counts().get(
             'POST /compute/v2.1/servers/{id}/action', 0))
