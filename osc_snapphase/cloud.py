@@ -412,7 +412,7 @@ def capture_model(config=None, explicit=None):
 
 def watch(connection, servers=(), until=None, timeout=None,
           stall_timeout=None, interval=None, notify=None, images=(),
-          capture_model=None, fleet=None):
+          capture_model=None, fleet=None, **engine_options):
     """Watch servers of an openstacksdk Connection; a Python API.
 
     Returns a :class:`~osc_snapphase.engine.Watch`: iterate over it for the
@@ -439,6 +439,9 @@ def watch(connection, servers=(), until=None, timeout=None,
         watch every server that matches, as they come and go, instead of
         ``servers`` (see :class:`~osc_snapphase.engine.Watch`,
         ``new_track``); the watch's ``problems`` then name each failure
+    :param engine_options: other options of
+        :class:`~osc_snapphase.engine.Watch`: ``on_poll``, and ``clock``,
+        ``sleep`` and ``wall`` (to run a watch on your own time source)
     """
     model = capture_model_of(connection, capture_model)
     tracks = []
@@ -458,7 +461,8 @@ def watch(connection, servers=(), until=None, timeout=None,
         connection.compute, connection.image, tracks,
         block_storage=connection.block_storage, fleet=fleet, model=model,
         condition=condition, timeout=timeout,
-        stall_timeout=stall_timeout, interval=interval, notify=notify)
+        stall_timeout=stall_timeout, interval=interval, notify=notify,
+        **engine_options)
 
 
 def capture_model_of(connection, explicit=None):

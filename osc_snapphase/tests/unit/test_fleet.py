@@ -200,8 +200,10 @@ class TestWatchApiFleet(test_cloud.CloudTestCase):
                     'b', 'rebooting', '05:00:01')]}},
                 {'json': {'servers': [self.server('b', None, '05:00:02')]}},
             ])
+        clock = fakes.FakeClock()
         watch = cloud.watch(self.connection, fleet={'name': '^vm-'},
-                            until='idle', timeout=60, interval=0.2)
+                            until='idle', timeout=60, interval=0.2,
+                            clock=clock, sleep=clock.sleep)
         rows = list(watch)
         self.assertEqual([('b', 'rebooting'), ('b', None)],
                          [(c.server_id, c.task_state) for c in rows])
