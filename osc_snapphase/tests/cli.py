@@ -21,6 +21,7 @@ comes, :func:`finish` (or :func:`finish_timed`) collects it; on a
 pseudo-terminal with :func:`start_on_pty` and :func:`read_pty`.
 """
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -79,7 +80,8 @@ def environ(clouds_yaml=None, cloud=None, extra=None, drop=DROPPED):
     return env
 
 
-class Result(object):
+@dataclasses.dataclass(eq=False)
+class Result:
     """What one ``openstack`` run gave.
 
     ``args`` (the arguments after ``openstack``), ``returncode``,
@@ -87,14 +89,16 @@ class Result(object):
     :func:`finish_timed` adds ``output_at``.
     """
 
-    def __init__(self, args, returncode, stdout, stderr, started, ended):
-        self.args = tuple(args)
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.started = started
-        self.ended = ended
-        self.output_at = None
+    args: tuple
+    returncode: int
+    stdout: str
+    stderr: str
+    started: float
+    ended: float
+    output_at: float = dataclasses.field(default=None, init=False)
+
+    def __post_init__(self):
+        self.args = tuple(self.args)
 
     @property
     def argv(self):
