@@ -339,14 +339,19 @@ class SnapshotPhaseDriver(fake.MediumFakeDriver):
         finally:
             plan.done.set()
 
-    def _snapshot(self, plan, context, instance, image_id,
-                  update_task_state):
+    def _begin(self, context, instance, image_id):
+        """Check the instance runs; return glance.API() and the image.
+
+        Like libvirt: the image is read first (ImageNotFound if gone).
+        """
         if instance.uuid not in self.instances:
             raise exception.InstanceNotRunning(instance_id=instance.uuid)
         image_api = glance.API()
-        # Like libvirt: read the image first (ImageNotFound if gone).
-        snapshot = image_api.get(context, image_id)
+        return image_api, image_api.get(context, image_id)
 
+    def _snapshot(self, plan, context, instance, image_id,
+                  update_task_state):
+        image_api, snapshot = self._begin(context, instance, image_id)
         self._phase(plan, 'snapshot', context, instance, image_id)
 
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
@@ -371,10 +376,7 @@ class SnapshotPhaseDriver(fake.MediumFakeDriver):
     def _ordered_snapshot(self, plan, context, instance, image_id,
                           update_task_state):
         """The snapshot in the order of a real driver (see ORDERS)."""
-        if instance.uuid not in self.instances:
-            raise exception.InstanceNotRunning(instance_id=instance.uuid)
-        image_api = glance.API()
-        snapshot = image_api.get(context, image_id)
+        image_api, snapshot = self._begin(context, instance, image_id)
         order = plan.order
         args = (context, instance, image_id)
 
