@@ -28,6 +28,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -126,9 +127,23 @@ def run(args, env, timeout=120, stdin=subprocess.DEVNULL):
     started = time.time()
     proc = subprocess.run(
         [executable()] + [str(a) for a in args], env=env,
-        capture_output=True, text=True, timeout=timeout, stdin=stdin)
+        capture_output=True, text=True, timeout=timeout, stdin=stdin,
+        preexec_fn=default_sigint)
     return Result(args, proc.returncode, proc.stdout, proc.stderr,
                   started, time.time())
+
+
+def default_sigint():
+    """In the child before exec: SIGINT as an interactive shell leaves it.
+
+    A test run started as a background job of a non-interactive shell
+    (``tox &`` in a script, some CI runners) has SIGINT ignored, and the
+    CLI keeps an inherited ignore (the POSIX convention for background
+    jobs): without this the tests that send SIGINT would test that
+    convention instead. A test that wants the ignore passes its own
+    ``preexec_fn``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -140,6 +155,7 @@ def start(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     ``started_monotonic``.
     """
     argv = [str(a) for a in args]
+    kwargs.setdefault('preexec_fn', default_sigint)
     proc = subprocess.Popen(
         [executable()] + argv, env=env, stdout=stdout, stderr=stderr,
         stdin=stdin, text=True, **kwargs)
