@@ -329,9 +329,8 @@ class WatchTaskState(command.Lister):
         fleet = self._fleet(parsed_args)
         if not (parsed_args.servers or parsed_args.images
                 or fleet is not None):
-            common.usage_error(self.cmd_name or 'watch',
-                               'give at least one <server> or --image, or '
-                               '--all')
+            self._usage_error('give at least one <server> or --image, or '
+                              '--all')
         model = common.capture_model(self.app)
         manager = self.app.client_manager
         block_storage = common.block_storage(self.app)
@@ -388,19 +387,16 @@ class WatchTaskState(command.Lister):
                                    parsed_args.all_projects),
                                   ('--name', parsed_args.name)):
                 if given:
-                    common.usage_error(self.cmd_name or 'watch',
-                                       '%s needs --all' % option)
+                    self._usage_error('%s needs --all' % option)
             return None
         if parsed_args.servers or parsed_args.images:
-            common.usage_error(self.cmd_name or 'watch',
-                               '--all watches every server: give no '
-                               '<server> and no --image with it')
+            self._usage_error('--all watches every server: give no '
+                              '<server> and no --image with it')
         for condition in parsed_args.until or ():
             if getattr(condition, 'busy', None) is not None:
                 # It waits for an image operation, which most servers of
                 # a project do not have: it could never hold.
-                common.usage_error(
-                    self.cmd_name or 'watch',
+                self._usage_error(
                     '--until %s waits for an image operation of each '
                     'server: with --all use idle or disk-safe' % condition)
         filters = {}
