@@ -52,6 +52,18 @@ class TestCommand(base.TestCommand):
         # osc-lib's FakeStdout lacks flush(), which real streams have.
         self.app.stdout.flush = lambda: None
 
+    def assert_busy(self, code, what_runs, server):
+        """Exit status 5 and the busy message of both commands, to the word.
+
+        ``what_runs``: the message between "task state" and "Wait for it".
+        """
+        self.assertEqual(5, code)
+        self.assertEqual(
+            'Server %s (%s) is busy: task state %s Wait for it with: '
+            'openstack server task-state watch %s --until idle\n'
+            % (server.name, server.id, what_runs, server.id),
+            self.app.stderr.getvalue())
+
 
 class FakeClock:
     """A monotonic clock that only moves when ``sleep`` is called."""

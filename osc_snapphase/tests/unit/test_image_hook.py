@@ -125,15 +125,11 @@ class TestWaitPhaseHook(fakes.TestCommand):
                                   'snapshot'])
         exc = self.assertRaises(SystemExit, self.hook.before, parsed_args)
         # Busy, not an error: a script can retry later.
-        self.assertEqual(5, exc.code)
-        self.assertEqual(
-            'Server vm1 (%(id)s) is busy: task state image_uploading '
-            '(upload: The image is being uploaded (libvirt with RBD takes '
-            'its snapshot at the start of this state)); '
-            'Nova would refuse a new image (HTTP 409), so none was created. '
-            'Wait for it with: openstack server task-state watch %(id)s '
-            '--until idle\n' % {'id': self.server.id},
-            self.app.stderr.getvalue())
+        self.assert_busy(
+            exc.code, 'image_uploading (upload: The image is being uploaded '
+            '(libvirt with RBD takes its snapshot at the start of this '
+            'state)); Nova would refuse a new image (HTTP 409), so none was '
+            'created.', self.server)
 
     def test_wait_phase_hook_before_without_option(self):
         parsed_args = self.parse([self.server.name])

@@ -650,14 +650,10 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
         code, out = self.run_watch(
             ['--until', 'phase-over=snapshot', '-f', 'value'],
             timeline=[(0, {'OS-EXT-STS:task_state': 'rebooting'})])
-        self.assertEqual(5, code)
-        self.assertEqual(
-            'Server vm1 (%(id)s) is busy: task state rebooting (other) is '
-            'no image operation, so no phase-over=snapshot can end while it '
-            'runs, and Nova refuses an image-create (HTTP 409) until it is '
-            'over. Wait for it with: openstack server task-state watch '
-            '%(id)s --until idle\n' % {'id': self.server.id},
-            self.app.stderr.getvalue())
+        self.assert_busy(
+            code, 'rebooting (other) is no image operation, so no '
+            'phase-over=snapshot can end while it runs, and Nova refuses an '
+            'image-create (HTTP 409) until it is over.', self.server)
         self.assertEqual(1, len(out.splitlines()))
 
     def test_watch_phase_over_met(self):
