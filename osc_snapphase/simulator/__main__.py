@@ -71,41 +71,49 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description='Serve a simulated Keystone, Nova, Glance '
         'and Cinder on a loopback address until SIGTERM or SIGINT.')
-    parser.add_argument('--host', default='127.0.0.1',
-                        help='loopback address to bind (default: '
-                        '127.0.0.1)')
-    parser.add_argument('--port', type=int, default=0,
-                        help='TCP port, 0 picks a free one (default: 0)')
-    parser.add_argument('--state-dir',
-                        help='where to write clouds.yaml and openrc '
-                        '(default: a new temporary directory)')
-    parser.add_argument('--cloud-name', default='snapsim',
-                        help='cloud name in clouds.yaml; the admin cloud '
-                        'gets the suffix -admin (default: snapsim)')
-    parser.add_argument('--durations', type=parse_durations, default={},
-                        help='step durations in seconds (bounce in ms), '
-                        'e.g. pending=0.5,snapshot=3,copy=2,uploading=20')
-    parser.add_argument('--driver', default='libvirt-file',
-                        choices=drivers.NAMES,
-                        help='Nova virt driver whose image-create order to '
-                        'follow (default: libvirt-file)')
-    parser.add_argument('--token-lifetime', type=float, default=3600.0,
-                        help='token lifetime in seconds (default: 3600)')
-    parser.add_argument('--ready-file',
-                        help='write a JSON file with auth_url, control_url, '
-                        'state_dir and pid once serving')
-    parser.add_argument('--fault', type=parse_fault, action='append',
-                        default=[],
-                        help='operation fault KIND@PHASE[:OPERATION] or a '
-                        'JSON rule (repeatable; applies to every operation)')
-    parser.add_argument('--http-fault', type=parse_http_fault,
-                        action='append', default=[],
-                        help='HTTP fault rule as JSON (repeatable)')
-    parser.add_argument('--hide-ext-sts', action='store_true',
-                        help='leave out the OS-EXT-STS fields')
-    parser.add_argument('--old-nova-actions', action='store_true',
-                        help='finish instance action events with the '
-                        'snapshot result, as Nova before 2025 did')
+    where = parser.add_argument_group('where it serves')
+    where.add_argument('--host', default='127.0.0.1',
+                       help='loopback address to bind (default: 127.0.0.1)')
+    where.add_argument('--port', type=int, default=0,
+                       help='TCP port, 0 picks a free one (default: 0)')
+    where.add_argument('--state-dir', metavar='DIR',
+                       help='where to write clouds.yaml and openrc '
+                       '(default: a new temporary directory)')
+    where.add_argument('--cloud-name', default='snapsim', metavar='NAME',
+                       help='cloud name in clouds.yaml; the admin cloud '
+                       'gets the suffix -admin (default: snapsim)')
+    where.add_argument('--ready-file', metavar='FILE',
+                       help='write a JSON file with auth_url, control_url, '
+                       'state_dir and pid once serving')
+
+    cloud = parser.add_argument_group('how the cloud behaves')
+    cloud.add_argument('--driver', default='libvirt-file',
+                       choices=drivers.NAMES,
+                       help='Nova virt driver whose image-create order to '
+                       'follow (default: libvirt-file)')
+    cloud.add_argument('--durations', type=parse_durations, default={},
+                       metavar='STEP=SECONDS,...',
+                       help='step durations in seconds (bounce in ms), '
+                       'e.g. pending=0.5,snapshot=3,copy=2,uploading=20')
+    cloud.add_argument('--token-lifetime', type=float, default=3600.0,
+                       metavar='SECONDS',
+                       help='token lifetime in seconds (default: 3600)')
+    cloud.add_argument('--hide-ext-sts', action='store_true',
+                       help='leave out the OS-EXT-STS fields')
+    cloud.add_argument('--old-nova-actions', action='store_true',
+                       help='finish instance action events with the '
+                       'snapshot result, as Nova before 2025 did')
+
+    failures = parser.add_argument_group(
+        'failures to inject (repeatable; see the Simulator page)')
+    failures.add_argument('--fault', type=parse_fault, action='append',
+                          default=[], metavar='RULE',
+                          help='operation fault KIND@PHASE[:OPERATION] or '
+                          'a JSON rule (applies to every operation)')
+    failures.add_argument('--http-fault', type=parse_http_fault,
+                          action='append', default=[], metavar='JSON',
+                          help='HTTP fault rule as JSON')
+
     parser.add_argument('--verbose', action='store_true',
                         help='log every request on stderr')
     return parser
