@@ -77,42 +77,58 @@ TaskState = collections.namedtuple(
     'TaskState',
     ['name', 'phase', 'operation', 'step', 'description'])
 
-_TABLE = (
-    TaskState('image_snapshot_pending', SNAPSHOT_PHASE, SNAPSHOT, 0,
-              'Snapshot requested; the compute service has not started it'),
-    TaskState('image_snapshot', SNAPSHOT_PHASE, SNAPSHOT, 1,
-              'The compute service is preparing the snapshot (libvirt '
-              'suspends a guest here for a cold snapshot; the removed '
-              'XenServer driver copied the disk here)'),
-    TaskState('image_backup', SNAPSHOT_PHASE, BACKUP, 1,
-              'The compute service is preparing the backup snapshot'),
-    TaskState('image_pending_upload', PENDING_UPLOAD, SNAPSHOT, 2,
-              'The disk is being copied or prepared for upload (libvirt '
-              'with file-backed disks, VMware and z/VM copy it here)'),
-    TaskState('image_uploading', UPLOAD, SNAPSHOT, 3,
-              'The image is being uploaded (libvirt with RBD takes its '
-              'snapshot at the start of this state)'),
-    TaskState('shelving', SNAPSHOT_PHASE, SHELVE, 1,
-              'Shelving: the guest is being powered off'),
-    TaskState('shelving_image_pending_upload', PENDING_UPLOAD, SHELVE, 2,
-              'Shelving: the disk of the stopped guest is being copied or '
-              'prepared for upload'),
-    TaskState('shelving_image_uploading', UPLOAD, SHELVE, 3,
-              'Shelving: the disk image is being uploaded'),
-    TaskState('shelving_offloading', OFFLOAD, SHELVE, 4,
-              'Shelving: the image is stored; the server is being '
-              'removed from its host'),
+# The sequence of each image-producing operation, as in the module
+# docstring: a state's place in it is its step, and the step gives its
+# phase. createBackup starts at step 1 and goes on through createImage's
+# image_pending_upload and image_uploading; shelve starts at step 1 too.
+_SEQUENCES = (
+    (SNAPSHOT, 0, ('image_snapshot_pending', 'image_snapshot',
+                   'image_pending_upload', 'image_uploading')),
+    (BACKUP, 1, ('image_backup',)),
+    (SHELVE, 1, ('shelving', 'shelving_image_pending_upload',
+                 'shelving_image_uploading', 'shelving_offloading')),
 )
+_STEP_PHASES = (SNAPSHOT_PHASE, SNAPSHOT_PHASE, PENDING_UPLOAD, UPLOAD,
+                OFFLOAD)
+
+_DESCRIPTIONS = {
+    'image_snapshot_pending':
+        'Snapshot requested; the compute service has not started it',
+    'image_snapshot':
+        'The compute service is preparing the snapshot (libvirt suspends '
+        'a guest here for a cold snapshot; the removed XenServer driver '
+        'copied the disk here)',
+    'image_backup': 'The compute service is preparing the backup snapshot',
+    'image_pending_upload':
+        'The disk is being copied or prepared for upload (libvirt with '
+        'file-backed disks, VMware and z/VM copy it here)',
+    'image_uploading':
+        'The image is being uploaded (libvirt with RBD takes its snapshot '
+        'at the start of this state)',
+    'shelving': 'Shelving: the guest is being powered off',
+    'shelving_image_pending_upload':
+        'Shelving: the disk of the stopped guest is being copied or '
+        'prepared for upload',
+    'shelving_image_uploading': 'Shelving: the disk image is being uploaded',
+    'shelving_offloading':
+        'Shelving: the image is stored; the server is being removed from '
+        'its host',
+}
 
 IDLE_STATE = TaskState(None, IDLE, None, None,
                        'No task in progress; an image can be created')
 
-TASK_STATES = {ts.name: ts for ts in _TABLE}
+TASK_STATES = {
+    name: TaskState(name, _STEP_PHASES[step], operation, step,
+                    _DESCRIPTIONS[name])
+    for operation, first, sequence in _SEQUENCES
+    for step, name in enumerate(sequence, first)}
 
 # Task states of createImage and createBackup (shelve is not an image-create
 # from the user's point of view, although it produces an image).
 IMAGE_CREATE_STATES = frozenset(
-    ts.name for ts in _TABLE if ts.operation in (SNAPSHOT, BACKUP))
+    ts.name for ts in TASK_STATES.values()
+    if ts.operation in (SNAPSHOT, BACKUP))
 IMAGE_PRODUCING_STATES = frozenset(TASK_STATES)
 
 # Every task state of Nova (nova.objects.fields.InstanceTaskState.ALL of
