@@ -107,7 +107,7 @@ def all_of(parts):
 
 def _idle(track):
     return (track.exists and track.state.task_state is None
-            and not track.op_active)
+            and not track.op.active)
 
 
 def _disk_safe(track):
@@ -132,7 +132,7 @@ def _task_state(value):
             return False
         # Judged by phase order: a later state of the operation that went
         # through (or skipped) the target, or its successful end.
-        return track.op_passed(target)
+        return track.op.passed(target)
     return predicate
 
 
@@ -244,7 +244,7 @@ def _busy_otherwise(track):
     It runs a task that is no image operation, and none of this watch's
     runs: Nova refuses an image-create until that task ends.
     """
-    return (track.exists and not track.op_active and not track.op_succeeded
+    return (track.exists and not track.op.active and not track.op.succeeded
             and phases.phase_of(track.task_state) == phases.OTHER)
 
 
@@ -262,13 +262,13 @@ def phase_over(phase):
     def predicate(track):
         if not track.exists:
             return False
-        if track.op_succeeded:
+        if track.op.succeeded:
             return True
-        if step is None or not track.op_active:
+        if step is None or not track.op.active:
             return False
         if not track.capture.complete:
             return False
-        if track.volume_backed or step < 2:
+        if track.op.volume_backed or step < 2:
             return True
         entry = phases.TASK_STATES.get(track.task_state)
         return entry is None or entry.step > step

@@ -409,7 +409,7 @@ class Watch:
         track.since = now
         track.start_seen = previous is not None
         if previous is None:
-            if quiet and state.task_state is None and not track.op_active:
+            if quiet and state.task_state is None and not track.op.active:
                 return None   # fleet: an idle server at the start
         elif track.exists:
             self.changed[track.server_id] = track
@@ -427,7 +427,7 @@ class Watch:
         if not track.exists:
             accepted = condition is not None and condition.accepts_deleted
             if self.fleet:
-                if track.op_active and not accepted:
+                if track.op.active and not accepted:
                     self._fail(FAILED, 'Server %s was deleted after %s '
                                'during its image operation' % (
                                    track.label, records.format_duration(
@@ -454,9 +454,9 @@ class Watch:
         """Put the track in the sets that the next polls look at."""
         active = track.exists and track.server_id not in self._failed
         _keep(self._attention, track,
-              active and bool(track.op_active or track.volume_ids))
+              active and bool(track.op.active or track.volume_ids))
         _keep(self._busy, track, track.state is None or (
-            active and (track.task_state is not None or track.op_active)))
+            active and (track.task_state is not None or track.op.active)))
         if self.condition is not None:
             _keep(self._unmet, track, track.server_id not in self._failed
                   and (track.state is None
@@ -496,7 +496,7 @@ class Watch:
                     and now - track.task_since > self.stall_timeout):
                 # A gone image says more than "stalled": look once more.
                 failure = None
-                if track.op_active:
+                if track.op.active:
                     failure = self._operations.check(track, now, force=True)
                 if failure is not None:
                     self._fail(FAILED, failure, track)
@@ -577,11 +577,11 @@ class Watch:
 
     @staticmethod
     def _interval_for(track, now):
-        if track.state is None or (track.op_active
+        if track.state is None or (track.op.active
                                    and track.task_state is None):
             return PENDING_INTERVAL
         phase = phases.phase_of(track.task_state)
-        if track.op_active and not track.capture.complete:
+        if track.op.active and not track.capture.complete:
             # The proof that the copy is over can come at any poll.
             phase = phases.SNAPSHOT_PHASE
         low, high, share = SCHEDULE[phase]

@@ -72,13 +72,13 @@ class ImageOperations:
             return None
         if isinstance(task, str) and task in phases.IMAGE_PRODUCING_STATES:
             entry = phases.TASK_STATES[task]
-            if not track.op_active or track.op_succeeded:
+            if not track.op.active or track.op.succeeded:
                 self._start(track, entry, now)
-            if track.op_max_step is None or entry.step > track.op_max_step:
-                track.op_max_step = entry.step
+            if track.op.max_step is None or entry.step > track.op.max_step:
+                track.op.max_step = entry.step
             return self.check(track, now)
-        if task is None and track.op_active:
-            if track.volume_backed:
+        if task is None and track.op.active:
+            if track.op.volume_backed:
                 return self._follow_volumes(track, elapsed)
             return self._settle(track, now, elapsed)
         if task is None and track.volume_ids:
@@ -91,19 +91,19 @@ class ImageOperations:
             self._find_image(track, now)
 
     def _find_image(self, track, now):
-        track.image_checked = now
+        track.op.image_checked = now
         image = self._images.latest(track.server_id)
         if image is not None and image.status in ('queued', 'saving',
                                                   'importing'):
-            track.image_id = image.id
+            track.op.image_id = image.id
             self._saw(track, image)
 
     def _saw(self, track, image):
         """Note the status of the operation's image (None: gone)."""
         status = image.status if image is not None else None
-        if status != track.image_status or track.image_since is None:
-            track.image_since = self._stamp()
-        track.image_status = status
+        if status != track.op.image_status or track.op.image_since is None:
+            track.op.image_since = self._stamp()
+        track.op.image_status = status
 
     def check(self, track, now, force=False):
         """Look at the image of a running operation.
@@ -121,23 +121,23 @@ class ImageOperations:
             return None
         interval = (IMAGE_CHECK_INTERVAL if track.capture.complete
                     else 0.0)
-        if track.image_id is None:
-            if force or track.image_checked is None or (
-                    now - track.image_checked >= max(interval, 1.0)):
+        if track.op.image_id is None:
+            if force or track.op.image_checked is None or (
+                    now - track.op.image_checked >= max(interval, 1.0)):
                 self._find_image(track, now)
             return None
-        if track.image_gone_at is None:
-            if (not force and track.image_checked is not None
-                    and now - track.image_checked < interval):
+        if track.op.image_gone_at is None:
+            if (not force and track.op.image_checked is not None
+                    and now - track.op.image_checked < interval):
                 return None
-            track.image_checked = now
-            image = self._images.get(track.image_id)
+            track.op.image_checked = now
+            image = self._images.get(track.op.image_id)
             self._saw(track, image)
             if image is not None and image.status not in (
                     phases.FAILED_IMAGE_STATUSES):
                 return None
-            track.image_gone_at = now
-        if not force and now - track.image_gone_at < IMAGE_GONE_GRACE:
+            track.op.image_gone_at = now
+        if not force and now - track.op.image_gone_at < IMAGE_GONE_GRACE:
             return None
         return (
             'Server %s is still in %s after %s, but its image %s is %s: '
@@ -146,18 +146,18 @@ class ImageOperations:
             'set --state active %s")') % (
                 track.label, track.task_state,
                 records.format_duration(now - track.task_since),
-                track.image_id, track.image_status or 'gone (404)',
+                track.op.image_id, track.op.image_status or 'gone (404)',
                 track.server_id)
 
     def _settle(self, track, now, elapsed):
         """The task state cleared: did the operation produce its image?"""
         if self._images is None:
-            track.op_active = False
-            track.op_succeeded = True
+            track.op.active = False
+            track.op.succeeded = True
             return None
-        if track.image_id is not None:
-            image = self._images.get(track.image_id)
-            image_id = track.image_id
+        if track.op.image_id is not None:
+            image = self._images.get(track.op.image_id)
+            image_id = track.op.image_id
         else:
             image = self._images.latest(track.server_id)
             image_id = image.id if image else None
@@ -167,30 +167,30 @@ class ImageOperations:
             return ('The image operation of server %s ended without an '
                     'active image after %s: %s') % (
                         track.label, records.format_duration(elapsed), what)
-        track.image_id = image.id
+        track.op.image_id = image.id
         self._saw(track, image)
         if image.volume_backed:
             # Boot from volume: Nova sets no task state and the image is
             # active at once; the copies are its Cinder snapshots.
-            track.volume_backed = True
-            track.snapshot_ids = tuple(image.snapshot_ids)
+            track.op.volume_backed = True
+            track.op.snapshot_ids = tuple(image.snapshot_ids)
             return self._follow_volumes(track, elapsed)
         if image.status == 'active':
-            track.op_active = False
-            track.op_succeeded = True
+            track.op.active = False
+            track.op.succeeded = True
             return None
         if image.status in phases.FAILED_IMAGE_STATUSES:
             return ('The image operation of server %s ended without an '
                     'active image after %s: image %s is %s') % (
                         track.label, records.format_duration(elapsed),
                         image.id, image.status)
-        if track.settle_since is None:
-            track.settle_since = now
-        elif now - track.settle_since > SETTLE_GRACE:
+        if track.op.settle_since is None:
+            track.op.settle_since = now
+        elif now - track.op.settle_since > SETTLE_GRACE:
             return ('The task state of server %s cleared %s ago but its '
                     'image %s is still %s') % (
                         track.label,
-                        records.format_duration(now - track.settle_since),
+                        records.format_duration(now - track.op.settle_since),
                         image.id, image.status)
         return None
 
@@ -200,24 +200,25 @@ class ImageOperations:
         """Read the Cinder snapshots of the operation that still change."""
         if self._snapshots is None:
             return None
-        for snapshot_id in track.snapshot_ids:
-            known = track.snapshots.get(snapshot_id, ())
+        for snapshot_id in track.op.snapshot_ids:
+            known = track.op.snapshots.get(snapshot_id, ())
             if known is None or (known and known.status not in (
                     phases.SNAPSHOT_CREATING,)):
                 continue
-            track.snapshots[snapshot_id] = self._snapshots.get(snapshot_id)
+            track.op.snapshots[snapshot_id] = self._snapshots.get(snapshot_id)
         capture = track.judge()
         if capture.state == phases.CAPTURE_FAILED:
             return ('The image-create of server %s failed after %s: %s; '
                     'image %s cannot be used (it may stay active in the '
                     'Image service)') % (
                         track.label, records.format_duration(elapsed),
-                        capture.evidence, track.image_id or '(unknown)')
-        if all(track.snapshots[s].status == 'available'
-               for s in track.snapshot_ids) and (
-                   track.image_id is None or track.image_status == 'active'):
-            track.op_active = False
-            track.op_succeeded = True
+                        capture.evidence, track.op.image_id or '(unknown)')
+        op = track.op
+        if all(op.snapshots[s].status == 'available'
+               for s in op.snapshot_ids) and (
+                   op.image_id is None or op.image_status == 'active'):
+            track.op.active = False
+            track.op.succeeded = True
         return None
 
     def _look_for_volume_snapshots(self, track, now):
@@ -228,17 +229,13 @@ class ImageOperations:
         the first poll and every IMAGE_CHECK_INTERVAL while none runs.
         """
         if self._snapshots is None or (
-                track.image_checked is not None
-                and now - track.image_checked < IMAGE_CHECK_INTERVAL):
+                track.op.image_checked is not None
+                and now - track.op.image_checked < IMAGE_CHECK_INTERVAL):
             return
-        track.image_checked = now
+        track.op.image_checked = now
         creating = self._snapshots.creating(track.volume_ids)
         if not creating:
             return
-        track.op_active = True
-        track.op_succeeded = False
-        track.volume_backed = True
-        track.image_id = None
-        track.image_status = None
-        track.snapshot_ids = tuple(s.id for s in creating)
-        track.snapshots = {s.id: s for s in creating}
+        track.op = records.Operation(
+            volume_backed=True, snapshot_ids=tuple(s.id for s in creating),
+            snapshots={s.id: s for s in creating}, image_checked=now)

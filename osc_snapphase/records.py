@@ -14,6 +14,7 @@
 rows of observed changes, and the Track of each watched server."""
 
 import collections
+import dataclasses
 
 from osc_snapphase import phases
 
@@ -68,6 +69,44 @@ def format_duration(seconds):
     return '%dh%02dm' % (seconds // 3600, seconds % 3600 // 60)
 
 
+@dataclasses.dataclass
+class Operation:
+    """The image-producing operation of a server, as seen so far.
+
+    ``active``: one is in progress or expected; ``image_id``: its image,
+    when known, and ``image_status`` its last status, first seen at
+    ``image_since`` (wall time); ``shelve``: it is a shelve; ``max_step``:
+    the furthest :attr:`phases.TaskState.step` seen. ``snapshot_ids`` and
+    ``snapshots`` ({id: SnapshotState}): the Cinder snapshots of a
+    volume-backed server's operation. ``image_checked``,
+    ``image_gone_at`` and ``settle_since``: monotonic times of the checks
+    of :class:`~osc_snapphase.operations.ImageOperations`.
+    """
+
+    image_id: str = None
+    active: bool = True
+    shelve: bool = False
+    max_step: int = None
+    succeeded: bool = False
+    image_status: str = None
+    image_since: str = None
+    volume_backed: bool = False
+    snapshot_ids: tuple = None
+    snapshots: dict = dataclasses.field(default_factory=dict)
+    image_checked: float = None
+    image_gone_at: float = None
+    settle_since: float = None
+
+    def passed(self, target):
+        """Whether the operation went past the target TaskState."""
+        if (target.operation == phases.SHELVE) != self.shelve:
+            return False
+        if self.succeeded:
+            return True
+        return (self.active and self.max_step is not None
+                and self.max_step > target.step)
+
+
 class Track:
     """What the engine knows of one watched server."""
 
@@ -92,44 +131,27 @@ class Track:
                                             capture_model)
 
     def begin_operation(self, image_id=None, active=True, shelve=False):
-        """Forget the last image-producing operation; follow a new one.
-
-        ``active``: one is in progress or expected; ``image_id``: its
-        image, when known; ``shelve``: it is a shelve.
-        """
-        self.image_id = image_id
-        self.image_status = None
-        self.op_active = active
-        self.op_max_step = None
-        self.op_shelve = shelve
-        self.op_succeeded = False
-        self.volume_backed = False
-        # The Cinder snapshots of a volume-backed server's operation:
-        # {id: SnapshotState}.
-        self.snapshot_ids = None
-        self.snapshots = {}
-        self.settle_since = None
-        self.image_checked = None
-        self.image_gone_at = None
-        self.image_since = None   # wall time the image status was first seen
+        """Forget the last image-producing operation; follow a new one."""
+        self.op = Operation(image_id, active, shelve)
 
     def capture_facts(self):
         """What the capture model judges, from what was seen so far."""
+        op = self.op
         snapshots = None
-        if self.snapshot_ids is not None and all(
-                sid in self.snapshots for sid in self.snapshot_ids):
+        if op.snapshot_ids is not None and all(
+                sid in op.snapshots for sid in op.snapshot_ids):
             # A snapshot read as gone (None) is judged without a status.
             snapshots = tuple(
-                self.snapshots[sid] or phases.SnapshotFact(sid, None, None)
-                for sid in self.snapshot_ids)
-        status = self.image_status
-        if status is None and self.image_id and (
-                self.image_gone_at is not None or self.image_since):
+                op.snapshots[sid] or phases.SnapshotFact(sid, None, None)
+                for sid in op.snapshot_ids)
+        status = op.image_status
+        if status is None and op.image_id and (
+                op.image_gone_at is not None or op.image_since):
             status = 'deleted'   # read, and gone (404)
         return phases.CaptureFacts(
-            self.task_state, self.op_active, self.op_max_step,
-            self.op_succeeded, self.image_id, status,
-            self.image_since, self.volume_backed, snapshots)
+            self.task_state, op.active, op.max_step, op.succeeded,
+            op.image_id, status, op.image_since, op.volume_backed,
+            snapshots)
 
     def judge(self):
         """Judge the capture again from what was seen; return it."""
@@ -146,15 +168,6 @@ class Track:
     @property
     def task_state(self):
         return self.state.task_state if self.state else None
-
-    def op_passed(self, target):
-        """Whether the operation went past the target TaskState."""
-        if (target.operation == phases.SHELVE) != self.op_shelve:
-            return False
-        if self.op_succeeded:
-            return True
-        return (self.op_active and self.op_max_step is not None
-                and self.op_max_step > target.step)
 
     def unchanged(self, now):
         """Since when the task state is unchanged, and how that is known.

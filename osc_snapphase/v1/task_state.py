@@ -601,7 +601,7 @@ class WatchTaskState(command.Lister):
         if not tracks:
             return ''
         if all(t.state is not None and t.task_state is None
-               and not t.op_active for t in tracks):
+               and not t.op.active for t in tracks):
             return ('. Nothing runs on %s: no task state and no image '
                     'operation' % ', '.join(t.label for t in tracks))
         args = list(parsed_args.servers)

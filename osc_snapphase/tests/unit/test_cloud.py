@@ -581,7 +581,7 @@ class TestImageTrack(CloudTestCase):
         self.image(instance_uuid=self.server['id'])
         watch = cloud.watch(self.connection, images=['img-1'])
         self.assertEqual([(self.server['id'], 'img-1')],
-                         [(t.server_id, t.image_id) for t in watch.tracks])
+                         [(t.server_id, t.op.image_id) for t in watch.tracks])
         self.assertEqual('vm1', watch.tracks[0].name)
         self.assertEqual('phase-over=upload', str(watch.condition))
 
@@ -597,7 +597,7 @@ class TestImageTrack(CloudTestCase):
             self.connection.compute, self.connection.image,
             lambda: self.connection.block_storage, 'img-1')
         self.assertEqual((self.server['id'], 'img-1'),
-                         (track.server_id, track.image_id))
+                         (track.server_id, track.op.image_id))
 
     def test_image_track_not_of_a_server(self):
         self.image(status='active')

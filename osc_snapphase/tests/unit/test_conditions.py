@@ -29,16 +29,21 @@ def make_track(task_state=None, vm_state='active', status='ACTIVE',
     track.state = fakes.server_state(server_id, task_state, vm_state,
                                      status)
     for name, value in attributes.items():
-        if not hasattr(track, name):
+        # op_active, volume_backed...: the fields of its Operation, named
+        # as in phases.CaptureFacts.
+        field = name[3:] if name.startswith('op_') else name
+        target = track.op if hasattr(track.op, field) else track
+        if not hasattr(target, field):
             raise TypeError('a Track has no attribute %s' % name)
-        setattr(track, name, value)
+        setattr(target, field, value)
     if image_status is not None:
-        track.image_id = 'img'
-        track.image_status = image_status
+        track.op.image_id = 'img'
+        track.op.image_status = image_status
     if snapshots is not None:
-        track.snapshot_ids = tuple(sorted(snapshots))
-        track.snapshots = {sid: records.SnapshotState(sid, 'vol', status)
-                           for sid, status in snapshots.items()}
+        track.op.snapshot_ids = tuple(sorted(snapshots))
+        track.op.snapshots = {
+            sid: records.SnapshotState(sid, 'vol', status)
+            for sid, status in snapshots.items()}
     track.judge()
     return track
 

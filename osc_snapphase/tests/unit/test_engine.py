@@ -104,9 +104,9 @@ class TestWatchSnapshot(EngineTestCase):
                          watch.outcome.message)
         self.assertEqual(0, watch.outcome.exit_code)
         track = watch.tracks[0]
-        self.assertEqual(self.image_id, track.image_id)
-        self.assertEqual('active', track.image_status)
-        self.assertTrue(track.op_succeeded)
+        self.assertEqual(self.image_id, track.op.image_id)
+        self.assertEqual('active', track.op.image_status)
+        self.assertTrue(track.op.succeeded)
         self.assertEqual(
             # No entry for idle: seen only at the last poll.
             {'snapshot': 5.0, 'pending-upload': 1.0, 'upload': 14.0},
@@ -277,7 +277,7 @@ class TestWatchShortPhases(EngineTestCase):
             'snapshot', [(0, 'creating'), (3, 'available')])
         self.assertEqual(engine.MET, watch.outcome.kind)
         self.assertEqual(3.0, watch.outcome.elapsed)
-        self.assertTrue(watch.tracks[0].volume_backed)
+        self.assertTrue(watch.tracks[0].op.volume_backed)
         self.assertEqual(['in-progress', 'complete'],
                          [c.capture for c in rows])
         self.assertIn('snap-1', rows[0].capture_evidence)
@@ -287,7 +287,7 @@ class TestWatchShortPhases(EngineTestCase):
             'upload', [(0, 'creating'), (2, 'available')])
         self.assertEqual(engine.MET, watch.outcome.kind)
         self.assertEqual(2.0, watch.outcome.elapsed)
-        self.assertTrue(watch.tracks[0].op_succeeded)
+        self.assertTrue(watch.tracks[0].op.succeeded)
 
     def test_watch_phase_volume_backed_snapshot_error(self):
         watch, _rows = self.volume_watch(

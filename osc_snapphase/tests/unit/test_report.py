@@ -29,8 +29,8 @@ def uploading_track(name='database-primary-1'):
                           image_id='img')
     track.state = fakes.server_state(track.server_id,
                                      'image_pending_upload', name=name)
-    track.op_active = True
-    track.image_status = 'queued'
+    track.op.active = True
+    track.op.image_status = 'queued'
     track.judge()
     return track
 

@@ -370,7 +370,7 @@ class TestTaskStateWatch(TestTaskState):
             list(rows)
             self.assertEqual(kind, self.cmd.watch.outcome.kind, status)
             self.assertEqual([(self.server.id, self.image_id)],
-                             [(t.server_id, t.image_id)
+                             [(t.server_id, t.op.image_id)
                               for t in self.cmd.watch.tracks])
 
     def test_task_state_watch_same_server_twice(self):
