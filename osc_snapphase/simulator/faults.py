@@ -77,7 +77,11 @@ def check(rule):
     if rule.get('endpoint') not in (None,) + ENDPOINTS:
         raise ValueError('endpoint must be one of %s' % (ENDPOINTS,))
     if rule.get('path'):
-        re.compile(rule['path'])
+        try:
+            re.compile(rule['path'])
+        except re.error as exc:
+            raise ValueError('path is not a regular expression: %s (%r)'
+                             % (exc, rule['path']))
     rule.setdefault('count', 1)
     return rule
 
@@ -128,7 +132,10 @@ class FaultMiddleware:
         return time.monotonic() < self.refuse_until
 
     def take(self, environ):
-        """Consume and return the rule for this request, or None."""
+        """Consume and return the rule for this request, or None.
+
+        A ``refuse_for`` rule starts its refusal here, under the lock.
+        """
         method = environ['REQUEST_METHOD']
         method = 'GET' if method == 'HEAD' else method
         path = environ.get('PATH_INFO', '')
@@ -140,7 +147,11 @@ class FaultMiddleware:
                     and (not rule.get('path')
                          or re.search(rule['path'], path)))
         with self.lock:
-            return cloud_mod.take_rule(self.rules, matches)
+            rule = cloud_mod.take_rule(self.rules, matches)
+            if rule is not None and rule['kind'] == 'refuse_for':
+                self.refuse_until = time.monotonic() + float(
+                    rule.get('seconds', 1.0))
+            return rule
 
     def __call__(self, environ, start_response):
         if self.refusing():
@@ -155,9 +166,6 @@ class FaultMiddleware:
             time.sleep(float(rule.get('seconds', 1.0)))
             return self.app(environ, start_response)
         if kind in ('reset', 'refuse_for'):
-            if kind == 'refuse_for':
-                self.refuse_until = time.monotonic() + float(
-                    rule.get('seconds', 1.0))
             self.drop(environ)
         if kind == 'status':
             code = int(rule.get('code', 503))
@@ -167,7 +175,8 @@ class FaultMiddleware:
                 if isinstance(body, str):
                     ctype, body = 'text/html; charset=UTF-8', body.encode()
                 else:
-                    body = json.dumps(body).encode()
+                    ctype, body = 'application/json', json.dumps(
+                        body).encode()
             headers = [('Content-Type', ctype)]
             if rule.get('retry_after') is not None:
                 headers.append(('Retry-After', str(rule['retry_after'])))

@@ -37,6 +37,14 @@ class TestCommandLine(testtools.TestCase):
             self.assertEqual(2, cli.main(['--host', '0.0.0.0']))
         self.assertEqual(1, len(err.getvalue().splitlines()))
 
+    def test_bad_http_fault_is_a_usage_error(self):
+        with mock.patch('sys.stderr', new_callable=io.StringIO) as err:
+            error = self.assertRaises(SystemExit, cli.main, [
+                '--http-fault', '{"kind": "reset", "path": "("}'])
+        self.assertEqual(2, error.code)
+        self.assertIn('argument --http-fault: path is not a regular '
+                      'expression', err.getvalue())
+
     def test_parse_durations(self):
         self.assertEqual({'pending': 0.5, 'uploading': 20.0},
                          cli.parse_durations('pending=0.5,uploading=20'))

@@ -13,7 +13,6 @@
 """faults.FaultMiddleware on a plain WSGI app, without sockets."""
 
 import json
-import re
 from unittest import mock
 
 import testtools
@@ -85,6 +84,16 @@ class TestFaultMiddleware(testtools.TestCase):
                          (status, body))
         self.assertTrue(headers['Content-Type'].startswith('text/html'))
 
+    def test_status_dict_body_is_json_on_the_image_endpoint(self):
+        # Glance's own errors are HTML; a JSON body given by the rule is
+        # sent as JSON.
+        self.app.endpoint = lambda environ: 'image'
+        self.add('status', code=409, body={'message': 'conflict'})
+        status, headers, body = self.request()
+        self.assertEqual(('409 Conflict', 'application/json'),
+                         (status, headers['Content-Type']))
+        self.assertEqual({'message': 'conflict'}, json.loads(body))
+
     def test_rule_matching(self):
         self.add('status', endpoint='image')
         self.add('status', method='post')
@@ -118,6 +127,21 @@ class TestFaultMiddleware(testtools.TestCase):
             self.assertEqual('200 OK', self.request()[0])
         self.assertEqual(['refuse_for', 'refuse_for'], self.seen)
 
+    def test_refuse_for_starts_when_the_rule_is_taken(self):
+        # take() starts the refusal under the lock that guards the rules.
+        lock = mock.MagicMock()
+        self.app.lock = lock
+        lock.__enter__.side_effect = lambda: self.assertEqual(
+            0.0, self.app.refuse_until)
+        lock.__exit__.side_effect = lambda *exc: self.assertEqual(
+            1030.0, self.app.refuse_until)
+        self.add('refuse_for', seconds=30)
+        environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/v2.1/servers'}
+        with mock.patch('time.monotonic', return_value=1000.0):
+            self.assertEqual('refuse_for', self.app.take(environ)['kind'])
+        self.assertEqual(1030.0, self.app.refuse_until)
+        lock.__exit__.assert_called_once_with(None, None, None)
+
     def test_delay_then_the_answer(self):
         self.add('delay', seconds=7)
         with mock.patch('time.sleep') as sleep:
@@ -143,4 +167,7 @@ class TestFaultMiddleware(testtools.TestCase):
                                        'match': {'endpoint': 'volume'}}))
         for bad in ({'kind': 'explode'}, {'kind': 'reset', 'endpoint': 'x'},
                     {'kind': 'delay', 'path': '('}):
-            self.assertRaises((ValueError, re.error), faults.check, bad)
+            self.assertRaises(ValueError, faults.check, bad)
+        error = self.assertRaises(ValueError, faults.check,
+                                  {'kind': 'reset', 'path': '('})
+        self.assertIn("path is not a regular expression", str(error))
