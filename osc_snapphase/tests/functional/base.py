@@ -54,7 +54,6 @@ class TestCase(scenario_base.CLITestCase):
 
     durations = DURATIONS
     token_lifetime = None
-    cli_timeout = 120
     #: The image a scenario boots a server from.
     BOOT_IMAGE = 'cirros'
 
@@ -92,7 +91,7 @@ class TestCase(scenario_base.CLITestCase):
 
     # -- helpers for tests that watch a running openstack ------------------
 
-    def wait_requests(self, key, count=1, timeout=30):
+    def wait_requests(self, key, count=1, timeout=WAIT):
         """Wait for ``count`` requests of a key; return them.
 
         The key as the simulator counts it, e.g.

@@ -31,8 +31,7 @@ IMAGE_TASK_STATES = ('image_snapshot_pending', 'image_snapshot',
 # the state is read a little after the arrival is logged, later still on
 # a loaded machine.
 MARGIN = 0.25
-# Every wait for an event gives up after this long (a loaded machine).
-WAIT = 60
+WAIT = base.WAIT
 
 
 class ReliabilityTestCase(base.TestCase):

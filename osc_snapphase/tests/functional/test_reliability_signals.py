@@ -48,9 +48,7 @@ UNANSWERED = 600
 # sent as soon as the request is in the simulator's log, arrives; the test
 # checks this against the simulator's record.
 SLOW = 8
-# Generous waits for events on a loaded machine; the start of the CLI
-# alone has taken more than a minute under load.
-WAIT = 300
+WAIT = reliability.WAIT
 
 
 class SignalCase(reliability.ReliabilityTestCase):
@@ -130,7 +128,7 @@ class SignalCase(reliability.ReliabilityTestCase):
         self.control.release()
         self.control.wait_for(
             lambda s: any(i['id'] == image_id and i['status'] == 'active'
-                          for i in s['images']), 60)
+                          for i in s['images']), WAIT)
         if result is not None:
             self.assertIn(image_id, result.stderr, 'the image ID was lost')
         return image_id
@@ -148,14 +146,14 @@ class SignalCase(reliability.ReliabilityTestCase):
         # The CLI is inside its lookup of the server, its handlers set.
         lookup = self.wait_fault(proc)
         self.interrupt(proc, signum)
-        result = self.finish(proc, CODES[signum], timeout=300)
+        result = self.finish(proc, CODES[signum], timeout=WAIT)
         self.assertEqual('', result.stdout)
         self.assertFalse(self.answered(lookup),
                          'the signal waited for the slow lookup')
         return result
 
     def signalled(self, proc, signum, expect_output):
-        result = self.finish(proc, CODES[signum], timeout=300)
+        result = self.finish(proc, CODES[signum], timeout=WAIT)
         if expect_output:
             result.json()
         return result
@@ -208,7 +206,7 @@ class TestWatchSignals(SignalCase):
         proc = self.watch('--stream')
         self.polled_while_held(proc, 'uploading')
         self.interrupt(proc, signum)
-        result = self.finish(proc, CODES[signum], timeout=300)
+        result = self.finish(proc, CODES[signum], timeout=WAIT)
         rows = result.json_lines()
         self.assertEqual('image_uploading', rows[-1]['Task State'])
         self.assertTrue(result.stdout.endswith('\n'))
@@ -232,7 +230,7 @@ class TestWatchSignals(SignalCase):
             '"%s" server task-state watch vm1 --until idle -f value | '
             'head -n 1; echo "rc=${PIPESTATUS[0]}" >&2' % base.OPENSTACK,
             shell=True, executable='/bin/bash', env=self.environ(),
-            capture_output=True, text=True, timeout=300)
+            capture_output=True, text=True, timeout=WAIT)
         self.assertEqual(1, len(proc.stdout.splitlines()), proc.stdout)
         self.assertIn(self.server['id'], proc.stdout)
         self.assertNotIn('Traceback', proc.stderr)
@@ -250,7 +248,7 @@ class TestWatchSignals(SignalCase):
             '"%s" server task-state watch vm1 -f csv | head -n 1; '
             'echo "rc=${PIPESTATUS[0]}" >&2' % base.OPENSTACK,
             shell=True, executable='/bin/bash', env=self.environ(),
-            capture_output=True, text=True, timeout=300)
+            capture_output=True, text=True, timeout=WAIT)
         # Without --until or --timeout only the closed pipe ends it.
         self.assertEqual(1, len(proc.stdout.splitlines()), proc.stdout)
         self.assertNotIn('Traceback', proc.stderr)
@@ -264,7 +262,7 @@ class TestWatchSignals(SignalCase):
             '"Time","Server ID"'))
         polls = self.poll_count()
         proc.stdout.close()
-        result = self.finish(proc, 0, timeout=300)
+        result = self.finish(proc, 0, timeout=WAIT)
         self.assertNotIn('Broken pipe', result.stderr)
         self.assertNotIn('Exception ignored', result.stderr)
         # A poll may have been on its way when the reader went; the next
@@ -301,7 +299,7 @@ class TestWaitPhaseSignals(SignalCase):
         proc = self.create()
         post = self.wait_fault(proc)
         self.signal_before_answer(proc, signum, post, SLOW)
-        result = self.finish(proc, CODES[signum], timeout=300)
+        result = self.finish(proc, CODES[signum], timeout=WAIT)
         self.assertEqual('', result.stdout)
         self.assert_image_goes_on(result)
         self.assertIn('goes on in the cloud', result.stderr)
@@ -317,7 +315,7 @@ class TestWaitPhaseSignals(SignalCase):
         proc = self.create()
         self.polled_while_held(proc, 'uploading')
         self.interrupt(proc, signum)
-        result = self.finish(proc, CODES[signum], timeout=300)
+        result = self.finish(proc, CODES[signum], timeout=WAIT)
         self.assertEqual('', result.stdout)
         self.assert_image_goes_on(result)
         self.assertIn('goes on in the cloud', result.stderr)
@@ -364,7 +362,7 @@ class TestWaitPhaseSignals(SignalCase):
         final = self.wait_cli(proc, lambda: self.final_image_lookup(start),
                               'the image lookup for the output')
         self.signal_before_answer(proc, signum, final, SLOW)
-        result = self.finish(proc, CODES[signum], timeout=300)
+        result = self.finish(proc, CODES[signum], timeout=WAIT)
         if result.stdout:
             json.loads(result.stdout)
         self.control.clear_faults()

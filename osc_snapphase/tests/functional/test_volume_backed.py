@@ -25,6 +25,7 @@ from testtools import content
 from osc_snapphase.tests.functional import base
 
 SNAPSHOT_GET = 'GET /volume/v3/{project_id}/snapshots/{id}'
+WAIT = base.WAIT
 SNAPSHOT_LIST = 'GET /volume/v3/{project_id}/snapshots/detail'
 
 
@@ -41,10 +42,10 @@ class VolumeBackedTestCase(base.TestCase):
     def snapshots_until_polled(self, proc, polls=3):
         """With the snapshot held, let the CLI read it; it still waits."""
         self.control.wait_held('volume_snapshot', server=self.server['id'],
-                               timeout=60)
+                               timeout=WAIT)
         self.wait_requests(SNAPSHOT_GET,
                            self.request_count(SNAPSHOT_GET) + polls,
-                           timeout=60)
+                           timeout=WAIT)
         self.assertIsNone(proc.poll(), 'returned while snapshots creating')
         self.control.release('volume_snapshot', server=self.server['id'])
 
@@ -143,7 +144,7 @@ class TestWaitPhase(VolumeBackedTestCase):
         self.hold('volume_snapshot', server=self.server['id'])
         first = self.image_create(self.server['id'], 'first')
         self.control.wait_held('volume_snapshot', server=self.server['id'],
-                               timeout=60)
+                               timeout=WAIT)
         proc = self.wait_phase()
         self.snapshots_until_polled(proc, polls=1)
         result = self.finish(proc)
@@ -169,7 +170,7 @@ class TestWatchImage(VolumeBackedTestCase):
         image = self.image_create(self.server['id'])
         self.control.wait_for(lambda state: any(
             s['status'] == 'error' for s in state['volume_snapshots']),
-            timeout=60)
+            timeout=WAIT)
         result = self.openstack('server', 'task-state', 'watch', '--image',
                                 image['id'], '-f', 'json', expect=3)
         self.assertIn('is error', result.stderr)
@@ -179,7 +180,7 @@ class TestWatchImage(VolumeBackedTestCase):
         image = self.image_create(self.server['id'])
         self.control.wait_for(lambda state: state['volume_snapshots'] and all(
             s['status'] == 'available' for s in state['volume_snapshots']),
-            timeout=60)
+            timeout=WAIT)
         result = self.openstack('server', 'task-state', 'watch', '--image',
                                 image['id'], '-f', 'json')
         rows = result.json()
@@ -212,7 +213,7 @@ class TestShowAndWatchByName(VolumeBackedTestCase):
         self.hold('volume_snapshot', server=self.server['id'])
         self.image_create(self.server['id'])
         self.control.wait_held('volume_snapshot', server=self.server['id'],
-                               timeout=60)
+                               timeout=WAIT)
         data = self.openstack('server', 'task-state', 'show',
                               self.server['id'], '-f', 'json').json()
         self.assertEqual((None, True, 'in-progress', False),
@@ -222,7 +223,7 @@ class TestShowAndWatchByName(VolumeBackedTestCase):
         self.control.release('volume_snapshot', server=self.server['id'])
         self.control.wait_for(lambda state: all(
             s['status'] == 'available' for s in state['volume_snapshots']),
-            timeout=60)
+            timeout=WAIT)
         data = self.openstack('server', 'task-state', 'show',
                               self.server['id'], '-f', 'json').json()
         self.assertEqual(('none', True), (data['capture'],

@@ -30,6 +30,8 @@ IMAGE_ID = cloud.glance_fixture.GlanceFixture.image1['id']
 BOOT_VOLUME = cinder.PhaseCinderFixture.IMAGE_BACKED_VOL
 FLAVOR = 'm1.tiny'
 WAIT = scenario_base.WAIT
+#: The whole-test limit unless OS_TEST_TIMEOUT says otherwise.
+TEST_TIMEOUT = 1800
 #: The scenarios' steps are the driver's phases.
 OUTCOMES = {'ok': str, 'error': driver.InjectedFailure,
             'not_running': driver.exception.InstanceNotRunning,
@@ -80,21 +82,29 @@ class NovaTestCase(scenario_base.CLITestCase):
     requests.
     """
 
-    cli_timeout = 180
     #: The image a scenario boots a server from.
     BOOT_IMAGE = IMAGE_ID
 
     def setUp(self):
         super().setUp()
-        # A stuck in-process Nova must not hang the run (the simulator
-        # suite's cloud is a subprocess, and its waits all end).
-        self.useFixture(fixtures.Timeout(
-            int(os.environ.get('OS_TEST_TIMEOUT', 300)), gentle=True))
+        self.use_test_timeout()
         self.cloud = self.useFixture(cloud.NovaCloud())
         self.addOnException(self._attach_nova_log)
         self.plans = {}
         self.faults = None
         self.admin_cloud = 'nova-admin'
+
+    def use_test_timeout(self):
+        """End the test after OS_TEST_TIMEOUT seconds (default 1800).
+
+        A stuck in-process Nova must not hang the run (the simulator
+        suite's cloud is a subprocess, and its waits all end). Generous:
+        a scenario runs up to nine CLIs, each start taking minutes on a
+        loaded machine; each event wait has its own limit (WAIT).
+        """
+        self.useFixture(fixtures.Timeout(
+            int(os.environ.get('OS_TEST_TIMEOUT', TEST_TIMEOUT)),
+            gentle=True))
 
     def _attach_nova_log(self, exc_info):
         lines = self.cloud.log_output().splitlines()[-400:]

@@ -73,6 +73,11 @@ from nova import exception
 from nova.image import glance
 from nova.virt import fake
 
+from osc_snapphase.tests.scenarios import base as scenario_base
+
+#: Every wait for a driver event: the suite's generous wait.
+WAIT = scenario_base.WAIT
+
 #: The driver phases, in order, with the task state Nova shows in each.
 PHASES = ('pending', 'snapshot', 'pending_upload', 'upload')
 PHASE_TASK_STATES = {
@@ -174,7 +179,7 @@ class SnapshotPlan(object):
                                   else when)
             self._marked.notify_all()
 
-    def wait_marked(self, name, timeout=60.0):
+    def wait_marked(self, name, timeout=WAIT):
         """Wait until ``name`` is recorded; return its time."""
         with self._marked:
             if not self._marked.wait_for(lambda: name in self.times,
@@ -206,11 +211,11 @@ class SnapshotPlan(object):
             if phase is None or name == phase:
                 gate.set()
 
-    def wait_entered(self, phase, timeout=60.0):
+    def wait_entered(self, phase, timeout=WAIT):
         if not self.entered[phase].wait(timeout):
             raise AssertionError('snapshot never reached phase %s' % phase)
 
-    def wait_done(self, timeout=60.0):
+    def wait_done(self, timeout=WAIT):
         if not self.done.wait(timeout):
             raise AssertionError('snapshot driver call did not end')
         return self.outcome

@@ -48,7 +48,6 @@ import json
 import os
 import time
 
-import fixtures
 import testtools
 from testtools import content
 
@@ -71,8 +70,7 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
     def setUp(self):
         # NovaTestCase.setUp with the libvirt variant of the cloud.
         testtools.TestCase.setUp(self)
-        self.useFixture(fixtures.Timeout(
-            int(os.environ.get('OS_TEST_TIMEOUT', 300)), gentle=True))
+        self.use_test_timeout()
         self.cloud = self.useFixture(libvirt.LibvirtNovaCloud(self.BACKEND))
         self.record = self.cloud.record
         self.addOnException(self._attach_nova_log)
@@ -94,8 +92,8 @@ class LibvirtCaptureTestCase(base.NovaTestCase):
         self.wait_for(
             lambda: (clock.done.is_set() or self.cloud.server_reads(
                 server_id, since, known_tokens) >= 2),
-            timeout=60, what='two polls of server %s by the watch'
-                             % server_id)
+            timeout=base.WAIT,
+            what='two polls of server %s by the watch' % server_id)
 
     def start_watch(self, server_id):
         """Start the watch (b) once the create CLI polls; wait its polls."""

@@ -59,7 +59,7 @@ from osc_snapphase.tests import output
 
 IMAGE_CREATE = ('server', 'image', 'create')
 #: How long the test waits for a CLI once the copy is released.
-CLI_WAIT = 45.0
+CLI_WAIT = base.WAIT
 CAPTURE_RUNNING = ('in-progress',)
 
 
@@ -114,7 +114,7 @@ class OrderTestCase(base.SnapphaseTestCase):
                 >= polls and
                 self.cloud.glance_http.count('GET', image_path, since)
                 >= image_polls)
-        self.wait_for(polled, timeout=60,
+        self.wait_for(polled, timeout=base.WAIT,
                       what='%d polls of %s and %s' % (polls, server_path,
                                                       image_path))
         return (self.cloud.nova_http.count('GET', server_path, since),

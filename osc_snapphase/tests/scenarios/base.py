@@ -49,8 +49,9 @@ class CLITestCase(testtools.TestCase):
     (``boot`` ... ``api_get``).
     """
 
-    #: Default timeout of one openstack run (seconds).
-    cli_timeout = 180
+    #: Default timeout of one openstack run (seconds): it includes a
+    #: start of the CLI.
+    cli_timeout = WAIT
 
     # -- the one runner ------------------------------------------------------
 
@@ -112,7 +113,7 @@ class CLITestCase(testtools.TestCase):
         return self.finish_timed(self.start(*args, env=env), expect=expect,
                                  timeout=timeout)
 
-    def read_line(self, proc, timeout=30, stream='stdout'):
+    def read_line(self, proc, timeout=WAIT, stream='stdout'):
         """One line of a start()ed proc's output ('' at its end)."""
         try:
             return cli.read_line(proc, timeout, stream)
@@ -136,7 +137,7 @@ class CLITestCase(testtools.TestCase):
                           % (timeout, what))
             time.sleep(0.05)
 
-    def wait_cli(self, proc, check, what, timeout=300):
+    def wait_cli(self, proc, check, what, timeout=WAIT):
         """Wait until check() is true while the CLI runs; return it.
 
         Fails at once, with the CLI's output, if the CLI has exited.
