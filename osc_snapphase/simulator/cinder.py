@@ -580,7 +580,9 @@ def _list(cloud, req, table, key, view, fields):
         page = records[:limit]
         items = [view(r) for r in page]
     body = {key: items}
-    if page and len(page) == limit and req.arg('limit') is not None:
+    # As Cinder's _get_collection_links: a next link on every full page,
+    # of the limit asked for or of osapi_max_limit.
+    if page and len(page) == limit:
         params = [(k, v) for k, vs in req.query.items() for v in vs
                   if k != 'marker']
         params.append(('marker', page[-1]['id']))

@@ -179,7 +179,6 @@ class Cloud:
         self.captures = []
         self.log = []
         self.requests = []
-        self.started = time.time()
 
     @property
     def base_url(self):

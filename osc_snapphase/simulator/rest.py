@@ -24,7 +24,6 @@ class Request:
         self.method = method
         parsed = urllib.parse.urlsplit(raw_path)
         self.path = parsed.path
-        self.query_string = parsed.query
         self.query = urllib.parse.parse_qs(parsed.query,
                                            keep_blank_values=True)
         self.headers = headers
@@ -32,7 +31,6 @@ class Request:
         self.params = {}
         self.ctx = None
         self.microversion = None
-        self.route = None
 
     def arg(self, name, default=None):
         values = self.query.get(name)

@@ -146,7 +146,6 @@ class SimServer(faults.ThreadingWSGIServer):
             return rest.error(404, 'itemNotFound',
                               'The resource could not be found.')
         req.params = params
-        req.route = route[2]
         if not route[5]:
             with cloud.lock:
                 req.ctx = keystone.context(

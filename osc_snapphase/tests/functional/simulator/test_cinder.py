@@ -13,7 +13,10 @@
 """The simulated Cinder v3 and Nova's volume-backed servers."""
 
 import json
+from unittest import mock
+import urllib.parse
 
+from osc_snapphase.simulator import cinder
 from osc_snapphase.simulator import client
 from osc_snapphase.tests.functional.simulator import base
 
@@ -99,6 +102,24 @@ class TestCinderApi(CinderTestCase):
         self.assertTrue(body['consumes_quota'])
         named = self.vcall('GET', '/volumes/detail?name=data').body
         self.assertEqual([volume['id']], [v['id'] for v in named['volumes']])
+
+    def test_every_full_page_has_a_next_link(self):
+        # As Cinder: a page full at osapi_max_limit (no limit asked for)
+        # has a next link too; the last page has none.
+        for name in ('a', 'b', 'c'):
+            self.create_volume(name)
+        with mock.patch.object(cinder, 'MAX_LIMIT', 2):
+            page = self.vcall('GET', '/volumes/detail').body
+            self.assertEqual(2, len(page['volumes']))
+            (link,) = page['volumes_links']
+            self.assertEqual('next', link['rel'])
+            query = urllib.parse.parse_qs(
+                urllib.parse.urlsplit(link['href']).query)
+            self.assertEqual([page['volumes'][-1]['id']], query['marker'])
+            last = self.vcall('GET', '/volumes/detail?marker='
+                              + query['marker'][0]).body
+        self.assertEqual(1, len(last['volumes']))
+        self.assertNotIn('volumes_links', last)
 
     def test_errors_as_cinder(self):
         missing = self.vcall('GET', '/volumes/nope')
