@@ -18,10 +18,7 @@ defines constants and the option parser hook only and imports nothing beyond
 the standard library.
 """
 
-import logging
 import os
-
-LOG = logging.getLogger(__name__)
 
 # OpenStackClient requires these four names of every plugin module. It
 # loads the command group openstack.snapphase.v<version>, the version read

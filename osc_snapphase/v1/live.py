@@ -15,11 +15,17 @@
 The column selection (-c), the compact column set of a narrow terminal and
 the fitting of the table to a width are done here, from the parsed
 arguments alone, so that no private cliff API is needed.
+
+JSON Lines are written by cliff's JSON formatter, one row at a time. The
+live table is the one output written here: cliff's table formatter prints
+a whole table at once (prettytable), so it cannot print a row before the
+next one is known; LiveTable draws the same table, row by row.
 """
 
-import json
+import argparse
 
 from cliff import columns as cliff_columns
+from cliff.formatters import json_format
 
 from osc_snapphase import phases
 
@@ -130,12 +136,6 @@ def human(value):
     return str(value)
 
 
-def machine(value):
-    if isinstance(value, cliff_columns.FormattableColumn):
-        return value.machine_readable()
-    return value
-
-
 class Layout:
     """Which columns a live table shows, and how wide each is.
 
@@ -186,11 +186,16 @@ class Layout:
 class LiveTable:
     """A table written row by row, in cliff's table style."""
 
-    def __init__(self, out, layout):
+    def __init__(self, out, layout, print_empty=False):
         self.out = out
         self.layout = layout
+        # cliff's --print-empty: the header and rules when no row comes.
+        self.print_empty = print_empty
         self.rule = '+' + '+'.join(
             '-' * (w + 2) for w in layout.widths) + '+\n'
+
+    def _header(self):
+        return self.rule + self._line(self.layout.columns) + self.rule
 
     def _line(self, cells):
         if self.layout.fitted:
@@ -212,18 +217,21 @@ class LiveTable:
 
         The header comes with the first row: a watch that ends before any
         row (an error, no server to show) prints nothing, as cliff prints
-        no table without rows.
+        no table without rows, unless --print-empty asks for the header and
+        rules of an empty table (not after an error, as cliff).
         """
         out = self.out
         started = False
         try:
             for row in rows:
                 if not started:
-                    out.write(self.rule + self._line(self.layout.columns)
-                              + self.rule)
+                    out.write(self._header())
                     started = True
                 out.write(self._line(self.layout.cells(row)))
                 out.flush()
+            if not started and self.print_empty:
+                out.write(self._header())
+                started = True
         finally:
             if started:
                 out.write(self.rule)
@@ -231,9 +239,13 @@ class LiveTable:
 
 
 def json_lines(out, column_names, rows):
-    """Each row as one JSON object on a line (JSON Lines), as it comes."""
+    """Each row as one JSON object on a line (JSON Lines), as it comes.
+
+    Each object is printed by cliff's JSON formatter (``emit_one``, as
+    with -f json --noindent), then pushed out of the pipe's buffer.
+    """
+    formatter = json_format.JSONFormatter()
+    one_line = argparse.Namespace(noindent=True)
     for row in rows:
-        out.write(json.dumps(
-            {name: machine(value) for name, value in zip(column_names, row)},
-            separators=(',', ':')) + '\n')
+        formatter.emit_one(column_names, row, out, one_line)
         out.flush()

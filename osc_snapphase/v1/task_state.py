@@ -66,7 +66,8 @@ WATCH_COLUMNS = (
 )
 
 EXIT_CODES_HELP = (
-    'Exit status: 0 the condition was met; 1 error (bad input, '
+    'Exit status: 0 the condition was met, or the reader of the output '
+    'has gone (| head); 1 error (bad input, '
     'authentication, API error); 2 usage error; 3 the watched operation '
     'failed (server in error, server deleted, image killed or missing); 4 '
     'a task state stalled (--stall-timeout); 5 busy: another task runs on '
@@ -450,16 +451,19 @@ class WatchTaskState(command.Lister):
         busy = getattr(watch.condition, 'busy', None)
         if busy is None or watch.outcome is not None:
             return
-        running = watch.busy() if hasattr(watch, 'busy') else watch.tracks
-        for track in running:
+        for track in watch.busy():
             if busy(track):
+                # The first poll: the task ran before the watch began.
+                found = ('at once' if watch.polls <= 1 else 'after %s'
+                         % records.format_duration(watch.elapsed()))
                 watch.stop(engine.BUSY, (
                     'Server %s is busy: task state %s (%s) is no image '
                     'operation, so no %s can end while it runs, and Nova '
-                    'refuses an image-create (HTTP 409) until it is over'
+                    'refuses an image-create (HTTP 409) until it is over '
+                    '(found %s)'
                     ) % (track.label, track.task_state,
                          phases.phase_of(track.task_state),
-                         watch.condition))
+                         watch.condition, found))
                 watch.outcome.server_id = track.server_id
                 return
 
@@ -477,10 +481,7 @@ class WatchTaskState(command.Lister):
                 # formatters never flush): push it out of a pipe's buffer.
                 self.app.stdout.flush()
         except (KeyboardInterrupt, common.Terminated) as exc:
-            kind = common.interruption(exc)
-            self.watch.stop(kind, '%s after %s' % (
-                common.STOPPED_BY[kind],
-                records.format_duration(self.watch.elapsed())))
+            self._stop(common.interruption(exc))
         except cloud.NoTaskStates as exc:
             raise exceptions.CommandError(str(exc))
         except engine.TransientError as exc:
@@ -489,6 +490,12 @@ class WatchTaskState(command.Lister):
         finally:
             # The table's last line must not follow the summary line.
             self._summary.clear()
+
+    def _stop(self, kind):
+        """End the watch on a signal (a watch already over is kept)."""
+        self.watch.stop(kind, '%s after %s' % (
+            common.STOPPED_BY[kind],
+            records.format_duration(self.watch.elapsed())))
 
     def produce_output(self, parsed_args, column_names, data):
         """Rows as they happen in every format that can stream.
@@ -513,7 +520,8 @@ class WatchTaskState(command.Lister):
             layout = live.Layout(
                 column_names, parsed_args.columns, parsed_args.long, width,
                 [t.name for t in self.watch.tracks])
-            live.LiveTable(self.app.stdout, layout).write(data)
+            live.LiveTable(self.app.stdout, layout,
+                           parsed_args.print_empty).write(data)
             return 0
         if fmt == 'table' and width and not (parsed_args.columns
                                              or parsed_args.long):
@@ -526,8 +534,11 @@ class WatchTaskState(command.Lister):
     def _width(self, parsed_args):
         """The width the table must fit in, or None.
 
-        --max-width wins; else the terminal's (COLUMNS, or the terminal
-        stdout writes to), on a terminal or with --fit-width.
+        --max-width wins, as in cliff's table formatter: its default is
+        the CLIFF_MAX_TERM_WIDTH environment variable, and 0 (or less)
+        given on the command line turns it off. Else the terminal's
+        (COLUMNS, or the terminal stdout writes to), on a terminal or with
+        --fit-width (whose default is CLIFF_FIT_WIDTH).
         """
         max_width = getattr(parsed_args, 'max_width', 0) or 0
         if max_width > 0:
@@ -547,12 +558,15 @@ class WatchTaskState(command.Lister):
             common.quiet_broken_pipe()
             return 0
         except (KeyboardInterrupt, common.Terminated) as exc:
-            # Outside the rows: while resolving the servers, or printing.
+            # Outside the rows: while resolving the servers, or while a
+            # row is printed (the table, a formatter, a flush).
             kind = common.interruption(exc)
-            if self.watch is None or self.watch.outcome is None:
-                self.app.stderr.write('%s before the watch began\n' % (
-                    common.STOPPED_BY[kind]))
-                self.app.stderr.flush()
+            if self.watch is not None and self.watch.started is not None:
+                self._stop(kind)
+                return self._finish(parsed_args)
+            self.app.stderr.write('%s before the watch began\n' % (
+                common.STOPPED_BY[kind]))
+            self.app.stderr.flush()
             return engine.EXIT_CODES[kind]
         return self._finish(parsed_args)
 

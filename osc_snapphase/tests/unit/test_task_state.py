@@ -481,6 +481,36 @@ class TestTaskStateWatch(TestTaskState):
             'state and no image operation\n' % self.server.id,
             self.app.stderr.getvalue())
 
+    def test_task_state_watch_interrupted_while_printing(self):
+        # The signal lands in the output (cliff's value formatter, the
+        # live table), not in the engine: the watch that ran still ends
+        # with its elapsed time and the command that goes on.
+        for fmt, signal_exc, code, word in (
+                ('value', KeyboardInterrupt, 130, 'Interrupted'),
+                ('table', common.Terminated, 143, 'Terminated')):
+            self.clock = self.cmd.clock = fakes.FakeClock()
+            self.cmd.sleep = self.clock.sleep
+            self.app.stderr = io.StringIO()
+            self.script({self.server.id: [
+                (0, {'OS-EXT-STS:task_state': 'image_snapshot'}),
+                (1, {'OS-EXT-STS:task_state': 'image_uploading'})]})
+
+            class Interrupted(io.StringIO):
+                def write(out, text):
+                    if 'image_uploading' in text:
+                        raise signal_exc()
+                    return super().write(text)
+            self.app.stdout = Interrupted()
+            parsed_args = self.check_parser(
+                self.cmd, ['vm1', '--interval', '1', '--until', 'idle',
+                           '-f', fmt], [])
+            self.assertEqual(code, self.cmd.run(parsed_args), fmt)
+            self.assertEqual(
+                '%s after 1.0s. To keep following: openstack server '
+                'task-state watch vm1 --until idle\n' % word,
+                self.app.stderr.getvalue())
+            self.assertIn('image_snapshot', self.app.stdout.getvalue())
+
     def test_task_state_watch_run_stream_json(self):
         self.app.stdout = io.StringIO()
         self.script({self.server.id: [(0, {})]})
@@ -568,6 +598,9 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
         # Machine-readable: the power state as Nova gives it.
         self.assertEqual(1, rows[0]['Power State'])
         self.assertIsNone(rows[0]['Previous Duration'])
+        # Each line as cliff's JSON formatter prints one object with
+        # --noindent (json.dump, no indent).
+        self.assertEqual([json.dumps(r) for r in rows], out.splitlines())
 
     def test_watch_stream_csv_stays_csv(self):
         code, out = self.run_watch(['--until', 'idle', '--stream', '-f',
@@ -646,6 +679,36 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
             self.assertLessEqual(len(line), 70, line)
         self.assertIn('| Capture ', out.splitlines()[1])
 
+    def test_watch_cliff_max_term_width(self):
+        # cliff's CLIFF_MAX_TERM_WIDTH is the default of --max-width: the
+        # table fits it, in a pipe too; --max-width 0 turns it off.
+        env = {'CLIFF_MAX_TERM_WIDTH': '70'}
+        with mock.patch.dict('os.environ', env):
+            code, out = self.run_watch(['--until', 'idle'])
+        self.assertEqual(0, code)
+        for line in out.splitlines():
+            self.assertLessEqual(len(line), 70, line)
+        self.assertIn('| Capture ', out.splitlines()[1])
+        with mock.patch.dict('os.environ', env):
+            code, out = self.run_watch(['--until', 'idle', '--max-width',
+                                        '0'])
+        self.assertGreater(len(out.splitlines()[0]), 70)
+
+    def test_watch_print_empty(self):
+        # No row: a fleet whose servers are all idle. Nothing is printed,
+        # as by cliff's table; with --print-empty, the header and rules.
+        for extra, lines in (([], 0), (['--print-empty'], 4)):
+            self.app.stdout = io.StringIO()
+            self.script({self.server.id: [(0, {})]})
+            parsed_args = self.check_parser(
+                self.cmd, ['--all', '--until', 'idle'] + extra, [])
+            self.assertEqual(0, self.cmd.run(parsed_args))
+            out = self.app.stdout.getvalue().splitlines()
+            self.assertEqual(lines, len(out), extra)
+        self.assertEqual(list(task_state.WATCH_COLUMNS),
+                         [c.strip() for c in out[1].strip('|').split('|')])
+        self.assertEqual([out[0]] * 3, [out[0], out[2], out[3]])
+
     def test_watch_busy_phase_over(self):
         code, out = self.run_watch(
             ['--until', 'phase-over=snapshot', '-f', 'value'],
@@ -653,8 +716,23 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
         self.assert_busy(
             code, 'rebooting (other) is no image operation, so no '
             'phase-over=snapshot can end while it runs, and Nova refuses an '
-            'image-create (HTTP 409) until it is over.', self.server)
+            'image-create (HTTP 409) until it is over (found at once).',
+            self.server)
         self.assertEqual(1, len(out.splitlines()))
+
+    def test_watch_busy_later_names_the_elapsed_time(self):
+        # Idle at first (the phase waits for an image-create), then a
+        # reboot begins: the message says when it was found.
+        code, out = self.run_watch(
+            ['--until', 'phase-over=snapshot', '-f', 'value'],
+            timeline=[(0, {}),
+                      (2, {'OS-EXT-STS:task_state': 'rebooting'})])
+        self.assert_busy(
+            code, 'rebooting (other) is no image operation, so no '
+            'phase-over=snapshot can end while it runs, and Nova refuses an '
+            'image-create (HTTP 409) until it is over (found after 2.0s).',
+            self.server)
+        self.assertEqual(2, len(out.splitlines()))
 
     def test_watch_phase_over_met(self):
         code, out = self.run_watch(
