@@ -116,6 +116,9 @@ def build_parser():
 
     parser.add_argument('--verbose', action='store_true',
                         help='log every request on stderr')
+    parser.add_argument('--serve-secrets', action='store_true',
+                        help='for tests: serve every password and token '
+                        'at GET /_sim/secrets (the leak checks)')
     return parser
 
 
@@ -124,7 +127,7 @@ def main(argv=None):
     try:
         sim = runner.Simulator(args.host, args.port, args.durations,
                                args.token_lifetime, args.cloud_name,
-                               args.verbose)
+                               args.verbose, args.serve_secrets)
     except runner.NotLoopback as exc:
         sys.stderr.write('%s: error: %s; refusing to listen\n' % (PROG, exc))
         return 2

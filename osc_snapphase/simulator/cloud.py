@@ -12,6 +12,7 @@
 
 """The state of the simulated cloud: users, tokens, servers and images."""
 
+import collections
 import datetime
 import secrets
 import threading
@@ -56,6 +57,8 @@ DEFAULT_DURATIONS = {
 # (reboot: a reboot's first task state; power: powering-off/-on.)
 HOLD_STEPS = drivers.STEPS + ('volume_snapshot', 'reboot', 'power')
 REGION = 'RegionOne'
+# API requests kept for GET /_sim/requests (the counts per route are exact).
+REQUEST_LOG_SIZE = 100000
 DOMAIN = {'id': 'default', 'name': 'Default'}
 
 # vm_state -> status, with the task states that override it (as Nova does).
@@ -131,7 +134,8 @@ class Cloud:
     """All state of the simulator, guarded by one re-entrant lock."""
 
     def __init__(self, host='127.0.0.1', port=0, durations=None,
-                 token_lifetime=3600.0, cloud_name='snapsim'):
+                 token_lifetime=3600.0, cloud_name='snapsim',
+                 serve_secrets=False):
         self.lock = threading.RLock()
         self.timers = scheduler.Scheduler()
         self.host = host
@@ -164,7 +168,11 @@ class Cloud:
                 'roles': ['admin', 'member', 'reader'],
             },
         }
+        # Live tokens; expired ones go as new ones are issued.
         self.tokens = {}
+        # For tests (GET /_sim/secrets): every token issued, expired too.
+        self.serve_secrets = serve_secrets
+        self.issued_tokens = []
         self.servers = {}
         self.images = {}
         self.deleted_images = {}
@@ -178,7 +186,8 @@ class Cloud:
         self.held = []
         self.captures = []
         self.log = []
-        self.requests = []
+        self.requests = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self.request_counts = {}
 
     @property
     def base_url(self):
@@ -186,6 +195,16 @@ class Cloud:
         if ':' in host:
             host = '[%s]' % host
         return 'http://%s:%d' % (host, self.port)
+
+    def count_request(self, entry):
+        """Count an API request and keep its entry (the recent ones)."""
+        self.requests.append(entry)
+        self.request_counts[entry['key']] = self.request_counts.get(
+            entry['key'], 0) + 1
+
+    def reset_requests(self):
+        self.requests.clear()
+        self.request_counts.clear()
 
     def duration(self, name):
         value = max(0.0, float(self.durations.get(name, 0.0)))

@@ -277,22 +277,28 @@ def get_captures(server, req):
 
 
 def get_requests(server, req):
-    counts = {}
-    for entry in server.cloud.requests:
-        counts[entry['key']] = counts.get(entry['key'], 0) + 1
-    return {'counts': counts, 'requests': list(server.cloud.requests)}
+    """Exact counts per route; the last REQUEST_LOG_SIZE requests."""
+    cloud = server.cloud
+    counts = dict(cloud.request_counts)
+    return {'counts': counts, 'requests': list(cloud.requests),
+            'dropped': sum(counts.values()) - len(cloud.requests)}
 
 
 def reset_requests(server, req):
-    server.cloud.requests[:] = []
-    return {'counts': {}, 'requests': []}
+    server.cloud.reset_requests()
+    return {'counts': {}, 'requests': [], 'dropped': 0}
 
 
 def secrets(server, req):
+    """Every password and token, for tests (--serve-secrets) only."""
     cloud = server.cloud
+    if not cloud.serve_secrets:
+        return rest.error(403, 'forbidden', 'GET /_sim/secrets is served '
+                          'only by a simulator started with --serve-secrets '
+                          '(for tests)')
     return {'passwords': [u['password'] for u in cloud.users.values()],
             'users': {n: u['password'] for n, u in cloud.users.items()},
-            'tokens': list(cloud.tokens)}
+            'tokens': list(cloud.issued_tokens)}
 
 
 ROUTES = (
@@ -328,6 +334,8 @@ def handle(server, req, client_address):
             try:
                 with server.cloud.lock:
                     result = func(server, req, *found.groups())
+                    if isinstance(result, rest.Response):
+                        return result
                     return rest.Response(200, json.dumps(result).encode())
             except (Invalid, ValueError, TypeError, KeyError,
                     re.error, rest.BadJSON) as exc:

@@ -79,7 +79,10 @@ def catalog(cloud, project_id):
 
 
 def new_token(cloud, user, project):
-    """Issue and remember a token; return (token ID, V3Token)."""
+    """Issue and remember a token; return (token ID, V3Token).
+
+    The expired tokens are forgotten (they were refused already).
+    """
     now = time.time()
     expires = now + cloud.config['token_lifetime']
     body = fixture.V3Token(
@@ -98,6 +101,10 @@ def new_token(cloud, user, project):
             service.add_endpoint('public', url, region=cloud_mod.REGION,
                                  id=name + '-public')
     token = 'simtok-' + secrets.token_hex(16)
+    for old in [t for t, r in cloud.tokens.items() if r['expires'] <= now]:
+        del cloud.tokens[old]
+    if cloud.serve_secrets:
+        cloud.issued_tokens.append(token)
     cloud.tokens[token] = {'user': user['name'],
                            'project': project and project['name'],
                            'expires': expires, 'revoked': False}

@@ -57,10 +57,10 @@ class Simulator:
 
     def __init__(self, host='127.0.0.1', port=0, durations=None,
                  token_lifetime=3600.0, cloud_name='snapsim',
-                 verbose=False):
+                 verbose=False, serve_secrets=False):
         host = loopback_host(host)
         self.cloud = cloud_mod.Cloud(host, port, durations, token_lifetime,
-                                     cloud_name)
+                                     cloud_name, serve_secrets)
         seed(self.cloud)
         self.httpd = server_mod.SimServer(self.cloud, (host, port), verbose)
         self._thread = None

@@ -116,7 +116,7 @@ class SimServer(faults.ThreadingWSGIServer):
                  'status': None, 'fault': None}
         environ[ROUTE_KEY] = (req, service, route, params, entry)
         with cloud.lock:
-            cloud.requests.append(entry)
+            cloud.count_request(entry)
         rid = 'req-' + control.new_request_id()
 
         def counted(status, headers, exc_info=None):

@@ -57,7 +57,9 @@ class SimulatorFixture(fixtures.Fixture):
         ready = os.path.join(self.state_dir, 'ready.json')
         cmd = [sys.executable, '-m', 'osc_snapphase.simulator',
                '--state-dir', self.state_dir, '--ready-file', ready,
-               '--cloud-name', self.cloud_name]
+               '--cloud-name', self.cloud_name,
+               # GET /_sim/secrets, for the tests' leak checks.
+               '--serve-secrets']
         if self.driver:
             cmd += ['--driver', self.driver]
         if self.durations:

@@ -18,6 +18,8 @@ from unittest import mock
 from keystoneauth1 import access
 from keystoneauth1 import discover
 
+from osc_snapphase.simulator import client
+from osc_snapphase.simulator import runner
 from osc_snapphase.tests.functional.simulator import base
 
 
@@ -32,7 +34,7 @@ class TestKeystone(base.SimulatorTestCase):
                    for e in reply.body['token']['catalog']}
         self.assertEqual(self.base + '/compute/v2.1', catalog['compute'])
         self.assertEqual(self.base + '/image', catalog['image'])
-        self.assertIn(token, self.control.secret_values())
+        self.assertIn(token, self.sim.cloud.tokens)
 
     def test_token_read_by_keystoneauth(self):
         reply = self.authenticate('admin')
@@ -165,6 +167,30 @@ class TestControl(base.SimulatorTestCase):
         counts = self.control.request_counts()
         self.assertEqual(2, counts['GET /compute/v2.1/servers/{id}'])
         self.assertEqual(1, counts['POST /identity/v3/auth/tokens'])
+
+    def test_secrets_only_for_tests(self):
+        error = self.assertRaises(client.ControlError, self.control.secrets)
+        self.assertEqual(403, error.status)
+        self.assertIn('--serve-secrets', error.body)
+        self.assertNotIn(self.token(), error.body)
+
+    def test_expired_tokens_forgotten_but_listed_as_secrets(self):
+        self.sim = runner.Simulator(durations=self.durations,
+                                    serve_secrets=True).start()
+        self.addCleanup(self.sim.stop)
+        self.base = self.sim.cloud.base_url
+        self.control = client.ControlClient(self.sim.control_url)
+        self.control.configure(token_lifetime=0)
+        expired = self.authenticate().headers['X-Subject-Token']
+        self.control.configure(token_lifetime=3600)
+        live = self.authenticate().headers['X-Subject-Token']
+        self.assertEqual([live], list(self.sim.cloud.tokens))
+        self.assertEqual(401, self.call('GET', '/compute/v2.1/servers',
+                                        token=expired).status)
+        secrets = self.control.secrets()
+        self.assertEqual([expired, live], secrets['tokens'])
+        self.assertIn(self.sim.cloud.users['admin']['password'],
+                      secrets['passwords'])
 
     def test_log_has_times(self):
         sid = self.control.create_server('c')['id']

@@ -16,6 +16,7 @@ import argparse
 import io
 import itertools
 import os
+import types
 from unittest import mock
 
 import fixtures
@@ -23,6 +24,9 @@ import testtools
 import yaml
 
 from osc_snapphase.simulator import __main__ as cli
+from osc_snapphase.simulator import cloud as cloud_mod
+from osc_snapphase.simulator import control
+from osc_snapphase.simulator import rest
 from osc_snapphase.simulator import runner
 
 
@@ -50,6 +54,32 @@ class TestCommandLine(testtools.TestCase):
                          cli.parse_durations('pending=0.5,uploading=20'))
         self.assertRaises(argparse.ArgumentTypeError, cli.parse_durations,
                           'pending')
+
+
+class TestRequestLog(testtools.TestCase):
+    """GET /_sim/requests: exact counts, the most recent entries."""
+
+    def test_counts_exact_entries_bounded(self):
+        self.useFixture(fixtures.MockPatchObject(
+            cloud_mod, 'REQUEST_LOG_SIZE', 3))
+        cloud = cloud_mod.Cloud()
+        self.addCleanup(cloud.timers.stop)
+        sim = types.SimpleNamespace(cloud=cloud)
+        for number in range(5):
+            cloud.count_request({'key': 'GET /image/v2/images',
+                                 'number': number})
+        cloud.count_request({'key': 'GET /compute/v2.1/servers/{id}'})
+        req = rest.Request('GET', '/_sim/requests', {}, b'')
+        answer = control.get_requests(sim, req)
+        self.assertEqual({'GET /image/v2/images': 5,
+                          'GET /compute/v2.1/servers/{id}': 1},
+                         answer['counts'])
+        self.assertEqual([3, 4, None], [r.get('number')
+                                        for r in answer['requests']])
+        self.assertEqual(3, answer['dropped'])
+        control.reset_requests(sim, req)
+        self.assertEqual({'counts': {}, 'requests': [], 'dropped': 0},
+                         control.get_requests(sim, req))
 
 
 class TestStateFiles(testtools.TestCase):
