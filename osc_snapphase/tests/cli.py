@@ -18,7 +18,8 @@ subprocess with no ``OS_*`` variable left over, choosing a cloud of a
 ``clouds.yaml`` file.  :func:`run` runs it to completion; :func:`start`
 starts it in the background, :func:`read_line` reads its output as it
 comes, :func:`finish` (or :func:`finish_timed`) collects it; on a
-pseudo-terminal with :func:`start_on_pty` and :func:`read_pty`.
+pseudo-terminal with :func:`start_on_pty` and :func:`read_pty`; in a shell
+pipeline with :func:`run_shell`.
 """
 
 import dataclasses
@@ -131,6 +132,30 @@ def run(args, env, timeout=120, stdin=subprocess.DEVNULL):
         preexec_fn=default_sigint)
     return Result(args, proc.returncode, proc.stdout, proc.stderr,
                   started, time.time())
+
+
+def run_shell(command, env, timeout=120):
+    """Run a bash command line (a pipeline with ``openstack``) to its end.
+
+    In a session of its own: on a timeout the whole process group is
+    killed (bash and the ``openstack`` it started, which a kill of bash
+    alone would leave running) before ``subprocess.TimeoutExpired`` is
+    raised again.
+    Returns a ``subprocess.CompletedProcess`` with text output.
+    """
+    proc = subprocess.Popen(
+        ['/bin/bash', '-c', command], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=default_sigint)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # bash is not collected yet: its group cannot be another's.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout,
+                                       stderr)
 
 
 def default_sigint():

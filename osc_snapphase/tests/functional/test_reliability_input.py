@@ -35,10 +35,7 @@ class TestBadInput(reliability.ReliabilityTestCase):
     def bad(self, args, expect, phrase, env=None, cloud=None):
         images = self.image_count()
         requests = len(self.control.requests()['requests'])
-        # The timeout only guards against a hang: the CLI's start is slow on
-        # a loaded machine.
-        result = self.openstack(*args, expect=expect, env=env, cloud=cloud,
-                                timeout=300)
+        result = self.openstack(*args, expect=expect, env=env, cloud=cloud)
         lines = self.stderr_lines(result)
         if expect == 2 and lines and lines[0].startswith('usage:'):
             # argparse: the usage block, then exactly one error line.

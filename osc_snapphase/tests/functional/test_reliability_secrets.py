@@ -56,7 +56,7 @@ class TestSecrets(reliability.ReliabilityTestCase):
     def openstack_debug(self, *args, expect=0, env=None):
         """Run with --debug: tracebacks are allowed there, secrets not."""
         result = cli.run(('--debug',) + args, self.environ(None, env),
-                         timeout=60)
+                         timeout=reliability.WAIT)
         self.assertEqual(expect, result.returncode, result.stderr[-3000:])
         self.assert_no_secret(result.stdout, result.stderr)
         return result
@@ -139,7 +139,8 @@ class TestSafety(testtools.TestCase):
         for host in ('0.0.0.0', '192.0.2.10', '::'):
             proc = subprocess.run(
                 [sys.executable, '-m', 'osc_snapphase.simulator', '--host',
-                 host], capture_output=True, text=True, timeout=30,
+                 host], capture_output=True, text=True,
+                timeout=reliability.WAIT,
                 stdin=subprocess.DEVNULL)
             self.assertEqual(2, proc.returncode, proc.stderr)
             self.assertIn('is not a loopback address; refusing to listen',

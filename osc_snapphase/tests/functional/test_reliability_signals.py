@@ -30,9 +30,9 @@ record (the request was still unanswered when the CLI had exited).
 import json
 import re
 import signal
-import subprocess
 import time
 
+from osc_snapphase.tests import cli
 from osc_snapphase.tests.functional import base
 from osc_snapphase.tests.functional import reliability
 
@@ -226,11 +226,10 @@ class TestWatchSignals(SignalCase):
         self.hold('uploading')
         self.api_create_image(self.server['id'])
         self.control.wait_held('uploading', timeout=WAIT)
-        proc = subprocess.run(
+        proc = cli.run_shell(
             '"%s" server task-state watch vm1 --until idle -f value | '
             'head -n 1; echo "rc=${PIPESTATUS[0]}" >&2' % base.OPENSTACK,
-            shell=True, executable='/bin/bash', env=self.environ(),
-            capture_output=True, text=True, timeout=WAIT)
+            self.environ(), timeout=WAIT)
         self.assertEqual(1, len(proc.stdout.splitlines()), proc.stdout)
         self.assertIn(self.server['id'], proc.stdout)
         self.assertNotIn('Traceback', proc.stderr)
@@ -244,11 +243,10 @@ class TestWatchSignals(SignalCase):
 
     def test_pipe_to_head_idle_server(self):
         """An idle server prints nothing more: the watch still notices."""
-        proc = subprocess.run(
+        proc = cli.run_shell(
             '"%s" server task-state watch vm1 -f csv | head -n 1; '
             'echo "rc=${PIPESTATUS[0]}" >&2' % base.OPENSTACK,
-            shell=True, executable='/bin/bash', env=self.environ(),
-            capture_output=True, text=True, timeout=WAIT)
+            self.environ(), timeout=WAIT)
         # Without --until or --timeout only the closed pipe ends it.
         self.assertEqual(1, len(proc.stdout.splitlines()), proc.stdout)
         self.assertNotIn('Traceback', proc.stderr)

@@ -59,7 +59,7 @@ class TestTokenExpiry(reliability.ReliabilityTestCase):
         expired = self.wait_log(
             lambda requests: self.token_requests(requests) >= (
                 FIRST_TOKENS + 2) and len(requests),
-            'two token renewals', timeout=3 * reliability.WAIT)
+            'two token renewals', timeout=reliability.WAIT)
         self.assertGreaterEqual(self.control.revoke_tokens(), 2)
         revoked = self.token_requests(
             self.control.requests()['requests'][:expired])
@@ -77,7 +77,7 @@ class TestTokenExpiry(reliability.ReliabilityTestCase):
                     and len(polls) > 3 * tokens)
         self.wait_log(recovered, 'a 401, new tokens for both processes, '
                       'and more than three polls per token request',
-                      timeout=3 * reliability.WAIT)
+                      timeout=reliability.WAIT)
         self.control.release('uploading', server=server_id)
         waited = self.finish(waiter, 0, timeout=reliability.WAIT)
         watched = self.finish(watcher, 0, timeout=reliability.WAIT)

@@ -25,8 +25,8 @@ long the CLI took.
 
 import datetime
 import json
-import subprocess
 
+from osc_snapphase.tests import cli
 from osc_snapphase.tests.functional import base
 from osc_snapphase.tests.functional import reliability
 
@@ -237,11 +237,9 @@ class TestWatchEndings(WatchTestCase):
         server = self.create_server('vm1')
         command = ' '.join([base.OPENSTACK, 'server', 'task-state', 'watch',
                             server['id'], '-f', 'value', '--timeout', '120'])
-        proc = subprocess.run(
-            ['bash', '-c', command + ' | head -n 1; '
-             'echo "rc=${PIPESTATUS[0]}" >&2'],
-            env=self.environ(), capture_output=True, text=True, timeout=300,
-            stdin=subprocess.DEVNULL)
+        proc = cli.run_shell(
+            command + ' | head -n 1; echo "rc=${PIPESTATUS[0]}" >&2',
+            self.environ(), timeout=base.WAIT)
         self.assertEqual(0, proc.returncode)
         self.assertEqual(1, len(proc.stdout.splitlines()))
         self.assertIn(server['id'], proc.stdout)

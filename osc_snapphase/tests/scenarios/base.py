@@ -42,6 +42,15 @@ STEPS = ('pending', 'snapshot', 'pending_upload', 'upload')
 FAILURES = ('error', 'not_running')
 
 
+def load_failures(result):
+    """The lines of a Result that say a command or hook did not load."""
+    return [line for line in result.stderr.splitlines()
+            if line.startswith(('Could not load ', 'Exception raised: ',
+                                'Unknown command'))] + [
+        line for line in result.stdout.splitlines()
+        if 'is not an openstack command' in line]
+
+
 class CLITestCase(testtools.TestCase):
     """Runs ``openstack`` against a cloud that the subclass provides.
 
@@ -62,12 +71,18 @@ class CLITestCase(testtools.TestCase):
     def check_result(self, result, expect):
         """Fail on an unexpected exit status (None: any) or a traceback.
 
-        A command that does not load is a failure, whatever the test
-        expected: cliff reports it on stderr (and exits 2 for it).
+        A plugin that did not load is a failure whatever the test expected
+        (it may expect exit 1 or 2, which these give too): a module of it
+        that fails to import (stevedore's "Could not load '<entry point>':
+        <error>" on stderr; the command is then unknown, exit 2, or the
+        hook missing), a command that is not there at all, as when the
+        plugin is not installed (cliff's "'<command>' is not an openstack
+        command" on stdout, exit 2; "Unknown command" on stderr in older
+        cliff), or an error outside any command (osc-lib's "Exception
+        raised: <message>" on stderr, exit 1).
         """
-        for line in result.stderr.splitlines():
-            if line.startswith('Could not load '):
-                self.fail('a command failed to load: %s\n%r' % (line, result))
+        for line in load_failures(result):
+            self.fail('the plugin did not load: %s\n%r' % (line, result))
         self.assertNotIn('Traceback', result.stderr, result)
         if expect is not None and result.returncode != expect:
             self.fail('openstack %s: exit %s, expected %s\nstdout:\n%s\n'
