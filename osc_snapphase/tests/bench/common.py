@@ -127,6 +127,23 @@ class Proc:
             self._waiter.join(timeout)
             return self.returncode
         _pid, status, rusage = os.wait4(self.pid, 0)
+        self._reaped(status, rusage)
+        return self.returncode
+
+    def poll(self):
+        """The exit status, or None while it runs.
+
+        Never reaps it behind the waiter's back (Popen.poll would: the
+        waiter's os.wait4 would then fail and the rusage be lost): with a
+        waiter, its returncode says; without, a non-blocking wait4.
+        """
+        if self._waiter is None and self.returncode is None:
+            pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
+            if pid:
+                self._reaped(status, rusage)
+        return self.returncode
+
+    def _reaped(self, status, rusage):
         self.ended = time.time()
         self.wall = time.perf_counter() - self._t0
         self.rusage = rusage
@@ -134,7 +151,6 @@ class Proc:
         self.popen.returncode = self.returncode
         if self._reader is not None:
             self._reader.join(5)
-        return self.returncode
 
     def kill(self, signal=9):
         with contextlib.suppress(ProcessLookupError):
@@ -222,12 +238,12 @@ def wait_idle(control, server_id, timeout=60.0):
 def wait_line(proc, count=1, timeout=120.0):
     deadline = time.monotonic() + timeout
     while len(proc.lines) < count:
-        if time.monotonic() > deadline or proc.popen.poll() is not None:
+        if time.monotonic() > deadline or proc.poll() is not None:
             if len(proc.lines) >= count:
                 break
             raise RuntimeError('no output from openstack %s (exit %s) after '
                                '%.0fs: %s' % (
-                                   ' '.join(proc.args), proc.popen.poll(),
+                                   ' '.join(proc.args), proc.poll(),
                                    time.time() - proc.started,
                                    proc.stderr_tail()))
         time.sleep(0.01)

@@ -99,7 +99,7 @@ class _DelayTrial:
     def abort(self):
         self.control.release('pending', self.sid)
         for proc in (self.create, self.watch):
-            if proc is not None and proc.popen.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
 
     def finish(self):
