@@ -342,9 +342,12 @@ class WaitPhaseHook(hooks.CommandHook):
         return None
 
     def _output(self, columns, data, track):
+        # Every column of the image read now, as core prints it after
+        # --wait: the image core printed was read when it was queued
+        # (no size, no checksum yet).
         info = dict(zip(columns, data))
         image = self.cmd.app.client_manager.image.get_image(info['id'])
-        info.update(_format_image(image, columns))
+        info.update(image_columns(image))
         info['server_phase'] = phases.phase_of(track.task_state)
         info['capture'] = track.capture.state
         info['capture_evidence'] = track.capture.evidence
@@ -393,8 +396,3 @@ def image_columns(image):
     if properties:
         info['properties'] = format_columns.DictColumn(properties)
     return info
-
-
-def _format_image(image, columns):
-    """The image as core prints it, limited to the columns core printed."""
-    return {k: v for k, v in image_columns(image).items() if k in columns}

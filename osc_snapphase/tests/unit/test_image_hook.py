@@ -18,6 +18,7 @@ import io
 import json
 from unittest import mock
 
+from cliff.formatters import value as value_format
 from openstackclient.compute.v2 import server_backup
 from openstackclient.compute.v2 import server_image
 from osc_lib import exceptions
@@ -161,9 +162,12 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.compute_client.find_server.return_value = self.server
         columns, data = self.run_hook(['--wait-phase', 'snapshot'])
         info = dict(zip(columns, data))
+        # Every column of the image read at the end (tags, visibility),
+        # not only those core printed when it was queued.
         self.assertEqual(
             ['capture', 'capture_evidence', 'capture_model', 'id', 'name',
-             'phase_durations', 'properties', 'server_phase', 'status'],
+             'phase_durations', 'properties', 'server_phase', 'status',
+             'tags', 'visibility'],
             list(columns))
         self.assertEqual('upload', info['server_phase'])
         self.assertEqual(('complete', 'image-status'),
@@ -268,6 +272,23 @@ class TestWaitPhaseHook(fakes.TestCommand):
         self.assertEqual('active', info['status'])
         self.assertEqual('idle', info['server_phase'])
         self.assertAlmostEqual(5.0, self.clock.now)
+
+    def test_wait_phase_hook_after_upload_columns_of_the_end(self):
+        # Core printed the image queued, without a size; after the wait
+        # -c size selects the size of the active image, as after --wait.
+        self.script([(0, {})], [(0, {'status': 'saving'}),
+                                (5, {'status': 'active', 'size': 1024,
+                                     'checksum': 'c0ffee'})])
+        parsed_args = self.parse([self.server.name, '--wait-phase', 'upload',
+                                  '-f', 'value', '-c', 'size', '-c',
+                                  'checksum'])
+        self.hook.before(parsed_args)
+        columns, data = self.hook.after(parsed_args, self.core_output())
+        self.assertNotIn('size', self.core_output()[0])
+        # As cliff's run(): the formatter of -f, then the output.
+        self.cmd.formatter = value_format.ValueFormatter()
+        self.cmd.produce_output(parsed_args, columns, data)
+        self.assertEqual('c0ffee\n1024\n', self.app.stdout.make_string())
 
     def test_wait_phase_hook_after_failed(self):
         self.script(
@@ -422,11 +443,3 @@ class TestImageColumns(test_cloud.CloudTestCase):
                                  mine.human_readable(), column)
             else:
                 self.assertEqual(value, mine, column)
-
-    def test_image_columns_limited_to_core_output(self):
-        # --wait-phase keeps the columns core printed when it created the
-        # image, with the values read at the end of the wait.
-        info = image_hook._format_image(self.image(),
-                                        ('id', 'name', 'status'))
-        self.assertEqual({'id': 'img-1', 'name': 'snap', 'status': 'active'},
-                         info)
