@@ -77,6 +77,9 @@ MAX_SEGMENTS = 100
 MAX_DEPARTED = 1000
 # Servers named in a timeout message, at most.
 MAX_NAMED = 10
+# Fleet: failures kept with their message (the first ones) for
+# ``problems`` and the end message; the others are only counted.
+MAX_PROBLEMS = 100
 
 
 def backoff(failures, retry_after=None):
@@ -200,7 +203,10 @@ class Watch:
         image checks
     :param snapshots: object with ``get(snapshot_id)`` and
         ``creating(volume_ids)`` for the Cinder snapshots of volume-backed
-        servers (see :class:`~osc_snapphase.operations.ImageOperations`)
+        servers (see :class:`~osc_snapphase.operations.ImageOperations`).
+        A lookup of ``images`` or ``snapshots`` may raise
+        :class:`TransientError` as the fetch does: the same notice, backoff
+        and limit, and the operation is looked at again at a later poll.
     :param timeout: seconds, or None
     :param stall_timeout: seconds a non-null task state may stay unchanged
     :param interval: fixed poll interval in seconds; None adapts it
@@ -212,8 +218,9 @@ class Watch:
         come and go (a gone one gets its DELETED row and leaves the watch,
         it is no failure), the first poll shows only the servers that are
         not idle, and a server that fails (its image operation, going to
-        vm_state error, a stall) is recorded in ``problems`` while the
-        watch goes on for the others. None: the tracks given, and the first
+        vm_state error, a stall) is recorded in ``problems`` (the first
+        MAX_PROBLEMS; ``problem_count`` counts them all) while the watch
+        goes on for the others. None: the tracks given, and the first
         failure ends the watch.
     """
 
@@ -244,6 +251,11 @@ class Watch:
         self._failures = 0
         self._malformed = 0
         self._fault_since = None
+        # The server whose image lookup failed in this poll (see
+        # _lookup_failed), and whether the last fault counted was a
+        # lookup's (then only an answered lookup ends the run of faults).
+        self._fault_track = None
+        self._lookups_down = False
         # The small sets that a poll looks at (see _note): tracks not yet
         # meeting the condition, not plain idle, with an operation to
         # follow at every poll.
@@ -251,10 +263,14 @@ class Watch:
         self._busy = dict(self._tracks)
         self._attention = {}
         # Fleet: the servers that changed during the watch, those that
-        # left it (the newest MAX_DEPARTED), and the failures so far.
+        # left it (the newest MAX_DEPARTED), the failures so far (the
+        # first MAX_PROBLEMS, their number and kinds) and the servers
+        # present that failed.
         self.changed = {}
         self.departed = collections.deque(maxlen=MAX_DEPARTED)
         self.problems = []
+        self.problem_count = 0
+        self._problem_kinds = set()
         self._failed = set()
 
     # -- public ------------------------------------------------------------
@@ -267,6 +283,11 @@ class Watch:
     def __len__(self):
         """The number of servers watched now."""
         return len(self._tracks)
+
+    @property
+    def failed_count(self):
+        """Fleet: how many of the servers watched now have failed."""
+        return len(self._failed)
 
     def __bool__(self):
         # A watch is a watch, even of no server (yet).
@@ -301,18 +322,20 @@ class Watch:
             except TransientError as exc:
                 # Retry-After and the backoff count from the failed
                 # answer, not from the start of the poll.
+                self._lookups_down = False
                 delay = self._transient(exc)
                 self._wait(self._clock() + delay, deadline)
                 continue
-            self._recovered()
             self.polls += 1
             for change in self._apply(answer):
                 yield change
             if self.outcome is None:
                 self._judge()
+            delay = self._after_poll()
             self._on_poll(self)
             if self.outcome is None:
-                self._wait(poll_start + self._next_interval(), deadline)
+                self._wait(max(poll_start + self._next_interval(),
+                               self._clock() + delay), deadline)
         self._close_segments()
 
     def stop(self, kind, message):
@@ -370,7 +393,11 @@ class Watch:
     def _follow_operation(self, track, now):
         if track.server_id in self._failed:
             return
-        failure = self._operations.follow(track, now, self.elapsed())
+        try:
+            failure = self._operations.follow(track, now, self.elapsed())
+        except TransientError as exc:
+            self._lookup_failed(exc, track)
+            return
         if failure is not None:
             self._fail(FAILED, failure, track)
 
@@ -467,6 +494,7 @@ class Watch:
         for tracks in (self._tracks, self._unmet, self._busy,
                        self._attention, self.changed):
             tracks.pop(track.server_id, None)
+        self._failed.discard(track.server_id)
         if track.segments and track.segments[-1].end is None:
             track.segments[-1] = track.segments[-1]._replace(
                 end=self._clock())
@@ -481,8 +509,11 @@ class Watch:
         if track.server_id in self._failed:
             return
         self._failed.add(track.server_id)
-        self.problems.append(Outcome(kind, message, track.server_id,
-                                     self.elapsed()))
+        self.problem_count += 1
+        self._problem_kinds.add(kind)
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Outcome(kind, message, track.server_id,
+                                         self.elapsed()))
         self._notify(message)
         self._note(track)
 
@@ -497,7 +528,13 @@ class Watch:
                 # A gone image says more than "stalled": look once more.
                 failure = None
                 if track.op.active:
-                    failure = self._operations.check(track, now, force=True)
+                    try:
+                        failure = self._operations.check(track, now,
+                                                         force=True)
+                    except TransientError as exc:
+                        # Its image unknown: judged at a later poll.
+                        self._lookup_failed(exc, track)
+                        continue
                 if failure is not None:
                     self._fail(FAILED, failure, track)
                 else:
@@ -516,7 +553,7 @@ class Watch:
     def _met(self):
         if self.condition is None or self._unmet:
             return False
-        others = ' for the other servers' if self.problems else ''
+        others = ' for the other servers' if self.problem_count else ''
         self._end(MET, 'Condition %s met after %s%s' % (
             self.condition, records.format_duration(self.elapsed()),
             others))
@@ -547,14 +584,18 @@ class Watch:
             records.format_duration(self.elapsed()), '; '.join(parts))
 
     def _end(self, kind, message, server_id=None):
-        if self.problems:
-            # Fleet: every failure is named, the most serious one decides
-            # the exit status (unless a signal ended the watch).
+        if self.problem_count:
+            # Fleet: the failures are named (the first MAX_PROBLEMS), the
+            # most serious one decides the exit status (unless a signal
+            # ended the watch).
             if kind not in (INTERRUPTED, TERMINATED, ERROR):
-                kind = (FAILED if any(p.kind == FAILED
-                                      for p in self.problems) else STALLED)
-            message = '\n'.join([p.message for p in self.problems]
-                                + [message])
+                kind = FAILED if FAILED in self._problem_kinds else STALLED
+            lines = [p.message for p in self.problems]
+            more = self.problem_count - len(lines)
+            if more:
+                lines.append('and %d more failed servers, each reported when '
+                             'it happened' % more)
+            message = '\n'.join(lines + [message])
             server_id = server_id or self.problems[0].server_id
         self.outcome = Outcome(kind, message, server_id, self.elapsed())
 
@@ -594,7 +635,12 @@ class Watch:
         if delay > 0:
             self._sleep(delay)
 
-    def _transient(self, exc):
+    def _transient(self, exc, track=None):
+        """Count a failed answer; the seconds to wait before the next poll.
+
+        :param track: the server whose image or snapshot lookup failed;
+            None: the fetch failed
+        """
         self._failures += 1
         if exc.malformed:
             self._malformed += 1
@@ -604,9 +650,42 @@ class Watch:
                         exc, self._malformed), malformed=True) from exc
         if self._fault_since is None:
             self._fault_since = self._clock()
-            self._notify('%s; retrying (the watch goes on)' % exc)
+            about = '' if track is None else (
+                ' (following the image operation of server %s, task state '
+                '%s)' % (track.label, track.task_state or 'none'))
+            self._notify('%s%s; retrying (the watch goes on)' % (exc, about))
         return max(backoff(self._failures, exc.retry_after),
                    self.interval or MIN_INTERVAL)
+
+    def _lookup_failed(self, exc, track):
+        """An image or volume-snapshot lookup raised a transient fault.
+
+        The first of a poll is counted when the poll ends (_after_poll);
+        the other lookups of the poll raise it again without a request
+        (see ImageOperations.fault). The operation stays followed as far
+        as it got, and a later poll looks again.
+        """
+        if self._operations.fault is None:
+            self._operations.fault = exc
+            self._fault_track = track
+
+    def _after_poll(self):
+        """After the changes of a poll: seconds the next one waits at least.
+
+        A poll with a lookup fault is a failed answer, as a failed fetch
+        is (the same notice, backoff and limit of invalid answers in a
+        row). A run of faults ends with a poll without one, once a lookup
+        has answered if the last fault was a lookup's.
+        """
+        fault, answered = self._operations.end_poll()
+        if fault is None:
+            if answered or not self._lookups_down:
+                self._recovered()
+            return 0.0
+        if self.outcome is not None:
+            return 0.0
+        self._lookups_down = True
+        return self._transient(fault, self._fault_track)
 
     def _recovered(self):
         if self._fault_since is not None:
@@ -616,3 +695,4 @@ class Watch:
         self._fault_since = None
         self._failures = 0
         self._malformed = 0
+        self._lookups_down = False

@@ -19,7 +19,9 @@ volume-backed server (Nova sets no task state for it) is followed through
 the Cinder snapshots that its ``block_device_mapping`` names. What was
 seen goes into the Track; :func:`osc_snapphase.phases.judge_capture` alone
 decides from it whether the disk capture is over. Each method returns
-None, or a one-line message when the operation has failed.
+None, or a one-line message when the operation has failed. A lookup may
+raise :class:`~osc_snapphase.engine.TransientError`: the engine retries it
+at a later poll (see :attr:`ImageOperations.fault`).
 """
 
 import datetime
@@ -53,18 +55,47 @@ class ImageOperations:
         SnapshotStates of these volumes still creating); None: the volume
         snapshots of a volume-backed server cannot be followed
     :param stamp: ``stamp()`` the wall-clock time for the evidence text
+
+    ``fault``: the transient fault of a lookup during this poll, or None.
+    The engine sets it when a lookup raises; until :meth:`end_poll` every
+    other lookup raises it again without a request, so a Glance or Cinder
+    that does not answer costs one request a poll, not one per server.
+    The operation stays as far as it got (the time of the check stamped):
+    a later poll looks again.
     """
 
     def __init__(self, images, snapshots=None, stamp=_stamp):
         self._images = images
         self._snapshots = snapshots
         self._stamp = stamp
+        self.fault = None
+        self._answered = False
+
+    def _ask(self, lookup, *args):
+        """One image or snapshot lookup, unless this poll had a fault."""
+        if self.fault is not None:
+            raise self.fault
+        answer = lookup(*args)
+        self._answered = True
+        return answer
+
+    def end_poll(self):
+        """``(fault, answered)`` of this poll's lookups; reset for the next.
+
+        ``answered``: at least one lookup was answered.
+        """
+        result = self.fault, self._answered
+        self.fault = None
+        self._answered = False
+        return result
 
     def follow(self, track, now, elapsed):
         """Update the operation of a track after an observation."""
-        failure = self._follow(track, now, elapsed)
-        track.judge()
-        return failure
+        try:
+            return self._follow(track, now, elapsed)
+        finally:
+            # Also after a lookup that failed: what was seen before it.
+            track.judge()
 
     def _follow(self, track, now, elapsed):
         task = track.task_state
@@ -87,12 +118,14 @@ class ImageOperations:
 
     def _start(self, track, entry, now):
         track.begin_operation(shelve=entry.operation == phases.SHELVE)
+        # Before the image lookup, which may fail (a later poll looks).
+        track.op.max_step = entry.step
         if self._images is not None:
             self._find_image(track, now)
 
     def _find_image(self, track, now):
         track.op.image_checked = now
-        image = self._images.latest(track.server_id)
+        image = self._ask(self._images.latest, track.server_id)
         if image is not None and image.status in ('queued', 'saving',
                                                   'importing'):
             track.op.image_id = image.id
@@ -131,7 +164,7 @@ class ImageOperations:
                     and now - track.op.image_checked < interval):
                 return None
             track.op.image_checked = now
-            image = self._images.get(track.op.image_id)
+            image = self._ask(self._images.get, track.op.image_id)
             self._saw(track, image)
             if image is not None and image.status not in (
                     phases.FAILED_IMAGE_STATUSES):
@@ -140,12 +173,11 @@ class ImageOperations:
         if not force and now - track.op.image_gone_at < IMAGE_GONE_GRACE:
             return None
         return (
-            'Server %s is still in %s after %s, but its image %s is %s: '
-            'the operation has failed and Nova may not clear this task '
-            'state by itself (an administrator can run "openstack server '
-            'set --state active %s")') % (
-                track.label, track.task_state,
-                records.format_duration(now - track.task_since),
+            'Server %s is still in %s %s, but its image %s is %s: the '
+            'operation has failed and Nova may not clear this task state '
+            'by itself (an administrator can run "openstack server set '
+            '--state active %s")') % (
+                track.label, track.task_state, track.unchanged(now),
                 track.op.image_id, track.op.image_status or 'gone (404)',
                 track.server_id)
 
@@ -156,10 +188,10 @@ class ImageOperations:
             track.op.succeeded = True
             return None
         if track.op.image_id is not None:
-            image = self._images.get(track.op.image_id)
+            image = self._ask(self._images.get, track.op.image_id)
             image_id = track.op.image_id
         else:
-            image = self._images.latest(track.server_id)
+            image = self._ask(self._images.latest, track.server_id)
             image_id = image.id if image else None
         if image is None:
             what = ('image %s is gone (404)' % image_id if image_id
@@ -205,7 +237,8 @@ class ImageOperations:
             if known is None or (known and known.status not in (
                     phases.SNAPSHOT_CREATING,)):
                 continue
-            track.op.snapshots[snapshot_id] = self._snapshots.get(snapshot_id)
+            track.op.snapshots[snapshot_id] = self._ask(
+                self._snapshots.get, snapshot_id)
         capture = track.judge()
         if capture.state == phases.CAPTURE_FAILED:
             return ('The image-create of server %s failed after %s: %s; '
@@ -233,7 +266,7 @@ class ImageOperations:
                 and now - track.op.image_checked < IMAGE_CHECK_INTERVAL):
             return
         track.op.image_checked = now
-        creating = self._snapshots.creating(track.volume_ids)
+        creating = self._ask(self._snapshots.creating, track.volume_ids)
         if not creating:
             return
         track.op = records.Operation(

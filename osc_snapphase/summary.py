@@ -33,14 +33,14 @@ def counts(watch):
     """``{phase or 'failed': number}`` of the servers a watch has now.
 
     The busy servers by the phase of their task state; the failed ones
-    (fleet) apart; every other server is idle.
+    (fleet) apart, while they are present; every other server is idle.
     """
-    failed = {p.server_id for p in getattr(watch, 'problems', ())}
+    failed = getattr(watch, 'failed_count', 0)   # of those present
     busy = watch.busy()    # a failed server is not busy: no longer followed
     found = collections.Counter(phases.phase_of(t.task_state) for t in busy)
-    found[phases.IDLE] += max(0, len(watch) - len(busy) - len(failed))
+    found[phases.IDLE] += max(0, len(watch) - len(busy) - failed)
     if failed:
-        found[FAILED] = len(failed)
+        found[FAILED] = failed
     return found
 
 

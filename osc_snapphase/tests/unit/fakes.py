@@ -363,3 +363,25 @@ class ScriptedVolume:
             if path == '/snapshots/%s' % snapshot['id']:
                 return json_response({'snapshot': snapshot})
         return json_response({'itemNotFound': {'code': 404}}, 404)
+
+
+def failing(lookup, exc, times=None, when=None):
+    """``lookup`` that raises ``exc`` instead of answering.
+
+    :param times: how many calls fail (the first that ``when`` allows);
+        None: every one
+    :param when: ``when()``: whether a call now fails; None: always
+    """
+    calls = []
+    failures = []
+
+    def call(*args):
+        calls.append(args)
+        if (when is None or when()) and (times is None
+                                         or len(failures) < times):
+            failures.append(args)
+            raise exc
+        return lookup(*args)
+    call.calls = calls
+    call.failures = failures
+    return call

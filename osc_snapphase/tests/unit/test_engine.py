@@ -404,13 +404,29 @@ class TestWatchFailures(EngineTestCase):
         self.assertEqual(engine.FAILED, watch.outcome.kind)
         # Seen gone at 10 s; still in its task state IMAGE_GONE_GRACE later.
         self.assertEqual(11.0, watch.outcome.elapsed)
+        # The watch found the task state: how long it lasted is unknown.
         self.assertEqual(
-            'Server vm1 (%(s)s) is still in image_uploading after 11.0s, '
-            'but its image %(i)s is gone (404): the operation has failed '
-            'and Nova may not clear this task state by itself (an '
-            'administrator can run "openstack server set --state active '
-            '%(s)s")' % {'s': self.server_id, 'i': self.image_id},
+            'Server vm1 (%(s)s) is still in image_uploading since the watch '
+            'began 11.0s ago (already in it then), but its image %(i)s is '
+            'gone (404): the operation has failed and Nova may not clear '
+            'this task state by itself (an administrator can run '
+            '"openstack server set --state active %(s)s")'
+            % {'s': self.server_id, 'i': self.image_id},
             watch.outcome.message)
+
+    def test_watch_image_deleted_task_stuck_start_seen(self):
+        # The task state began at 2 s, during the watch: its own duration.
+        watch = self.make_watch(
+            [(0, self.state()), (2, self.state('image_uploading'))],
+            images=[(0, self.image('saving')), (5, None)],
+            timeout=30, interval=1)
+        list(watch)
+        outcome = watch.outcome
+        self.assertEqual(
+            (engine.FAILED, 13.0, 'Server vm1 (%s) is still in '
+             'image_uploading for 11.0s, but its image %s is gone (404)'
+             % (self.server_id, self.image_id)),
+            (outcome.kind, outcome.elapsed, outcome.message.split(':')[0]))
 
     def test_watch_image_gone_then_task_cleared_is_operation_end(self):
         # Driver error: the image goes, the task state clears right after;
@@ -629,6 +645,168 @@ class TestWatchTransient(EngineTestCase):
         watch = self.make_watch([(0, self.state())],
                                 errors=[(0, 1, RuntimeError('bug'))])
         self.assertRaises(RuntimeError, list, watch)
+
+
+class TestWatchLookupFaults(EngineTestCase):
+    """Transient faults of the Image and Block Storage services.
+
+    The server polls answer; the image or snapshot lookups of the
+    operation fail for a while: as a failed fetch, a notice, a backoff,
+    the limit of invalid answers, and no row lost.
+    """
+
+    HTTP_503 = 'The Image service answered HTTP 503'
+    TIMELINE = [(0, 'image_snapshot'), (2, 'image_uploading'), (6, None)]
+
+    def snapshot_watch(self, **kwargs):
+        kwargs.setdefault('until', 'idle')
+        kwargs.setdefault('interval', 1)
+        return self.make_watch(
+            [(t, self.state(task)) for t, task in self.TIMELINE],
+            images=[(0, self.image('queued')), (3, self.image('saving')),
+                    (6, self.image('active'))], **kwargs)
+
+    def retry_note(self, task_state):
+        return ('%s (following the image operation of server vm1 (%s), '
+                'task state %s); retrying (the watch goes on)'
+                % (self.HTTP_503, self.server_id, task_state))
+
+    def test_watch_image_latest_fault_once(self):
+        watch = self.snapshot_watch()
+        self.images.latest = fakes.failing(
+            self.images.latest, engine.TransientError(self.HTTP_503),
+            times=1)
+        rows = list(watch)
+        # The row of the poll whose lookup failed is not lost; the image
+        # is found at the next poll.
+        self.assertEqual([('image_snapshot', 'unknown'),
+                          ('image_snapshot', 'in-progress'),
+                          ('image_uploading', 'in-progress'),
+                          ('image_uploading', 'complete'),
+                          (None, 'complete')],
+                         [(c.task_state, c.capture) for c in rows])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(6.0, watch.outcome.elapsed)
+        track = watch.tracks[0]
+        self.assertEqual(self.image_id, track.op.image_id)
+        self.assertTrue(track.op.succeeded)
+        self.assertEqual([self.retry_note('image_snapshot'),
+                          'Recovered after 1 retries in 1.0s'], self.notes)
+
+    def test_watch_image_get_fault_once(self):
+        watch = self.snapshot_watch()
+        self.images.get = fakes.failing(
+            self.images.get, engine.TransientError(self.HTTP_503), times=2)
+        rows = list(watch)
+        # get() fails at 0 (in latest) and at 1: the image is found at 2.
+        self.assertEqual([('image_snapshot', 'unknown'),
+                          ('image_uploading', 'in-progress'),
+                          ('image_uploading', 'complete'),
+                          (None, 'complete')],
+                         [(c.task_state, c.capture) for c in rows])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertTrue(watch.tracks[0].op.succeeded)
+        self.assertEqual([self.retry_note('image_snapshot'),
+                          'Recovered after 2 retries in 2.0s'], self.notes)
+
+    def test_watch_image_fault_backoff_and_retry_after(self):
+        watch = self.snapshot_watch(interval=None)
+        self.images.get = fakes.failing(
+            self.images.get,
+            engine.TransientError(self.HTTP_503, retry_after=3), times=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        # The poll after the fault waits for Retry-After, not the 0.2 s
+        # of the snapshot phase.
+        self.assertEqual(3, self.clock.sleeps[0])
+
+    def test_watch_image_fault_forever_times_out(self):
+        # As a fetch that fails forever: backoff up to 10 s, one notice,
+        # the timeout; the server's rows still come.
+        watch = self.snapshot_watch(interval=None, timeout=60)
+        self.images.get = fakes.failing(
+            self.images.get, engine.TransientError(self.HTTP_503))
+        rows = list(watch)
+        self.assertEqual(['image_snapshot', 'image_uploading', None],
+                         [c.task_state for c in rows])
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        self.assertEqual(60.0, watch.outcome.elapsed)
+        self.assertEqual(engine.MAX_BACKOFF, max(self.clock.sleeps))
+        # A poll without a lookup is no recovery: one notice in all.
+        self.assertEqual([self.retry_note('image_snapshot')], self.notes)
+        self.assertLess(len(self.images.get.calls), 15)
+
+    def test_watch_image_malformed_forever_gives_up(self):
+        exc = engine.TransientError(
+            'The Image service sent an answer that is not valid JSON',
+            malformed=True)
+        watch = self.snapshot_watch()
+        self.images.get = fakes.failing(self.images.get, exc)
+        raised = self.assertRaises(engine.TransientError, list, watch)
+        self.assertIs(exc, raised.__cause__)
+        self.assertEqual(
+            'The Image service sent an answer that is not valid JSON; '
+            'giving up after 5 invalid answers in a row', str(raised))
+        self.assertEqual(engine.MAX_MALFORMED, len(self.images.get.calls))
+
+    def test_watch_image_fault_before_stall_verdict(self):
+        # The stall check's last look at the image (at 5 s) fails: the
+        # verdict waits for the next poll, which finds the image gone.
+        watch = self.make_watch(
+            [(0, self.state('image_uploading'))],
+            images=[(0, self.image('saving')), (2, None)],
+            until='idle', stall_timeout=4, interval=1)
+        self.images.get = fakes.failing(
+            self.images.get, engine.TransientError(self.HTTP_503),
+            when=lambda: self.clock() == 5.0)
+        list(watch)
+        self.assertEqual([(self.image_id,)], self.images.get.failures)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual(6.0, watch.outcome.elapsed)
+        self.assertIn('is gone (404)', watch.outcome.message)
+
+    def test_watch_snapshot_get_fault_once(self):
+        track = records.Track(self.server_id, image_id=self.image_id)
+        snapshots = fakes.FakeSnapshots(
+            self.clock, {'snap-1': [(0, 'creating'), (3, 'available')]})
+        snapshots.get = fakes.failing(
+            snapshots.get, engine.TransientError(
+                'The Block Storage service answered HTTP 503'), times=1)
+        watch = self.make_watch(
+            [(0, self.state())],
+            images=[(0, self.image('active', volume_backed=True))],
+            tracks=[track], condition=conditions.phase_over('snapshot'),
+            interval=1, snapshots=snapshots)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(3.0, watch.outcome.elapsed)
+        self.assertEqual(
+            ['The Block Storage service answered HTTP 503 (following the '
+             'image operation of server vm1 (%s), task state none); '
+             'retrying (the watch goes on)' % self.server_id,
+             'Recovered after 1 retries in 1.0s'], self.notes)
+
+    def test_watch_image_fault_one_request_a_poll(self):
+        # Ten servers uploading, the Image service down: one request a
+        # poll, not one per server; each operation is followed again.
+        ids = ['srv-%d' % n for n in range(10)]
+        timelines = {sid: [(0, self.state('image_uploading', server_id=sid)),
+                           (5, self.state(server_id=sid))] for sid in ids}
+        images = fakes.FakeImages(self.clock, {
+            'img-%s' % sid: [(0, fakes.image_state('img-' + sid, 'saving')),
+                             (5, fakes.image_state('img-' + sid, 'active'))]
+            for sid in ids}, {sid: 'img-' + sid for sid in ids})
+        real_latest = images.latest
+        images.latest = fakes.failing(
+            real_latest, engine.TransientError(self.HTTP_503), times=1)
+        watch = self.make_watch(timelines, images=images, until='idle',
+                                interval=1)
+        list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        # The first poll asked once and failed; the next found them all.
+        self.assertEqual(11, len(images.latest.calls))
+        self.assertEqual(set(ids), set(images.latests))
+        self.assertTrue(all(t.op.succeeded for t in watch.tracks))
 
 
 class TestWatchSchedule(EngineTestCase):
@@ -946,6 +1124,51 @@ class TestFleet(EngineTestCase):
         self.assertEqual(1, len(watch.problems))
         self.assertTrue(watch.outcome.message.endswith(
             'Timed out after 6.0s; 4 servers watched, none busy'))
+
+    def test_fleet_problems_bounded(self):
+        # Three stalls (at 4 s), then two servers go to error (at 6 s):
+        # the first MAX_PROBLEMS messages are kept, all are counted, and
+        # a failure past the kept ones still decides the exit status.
+        self.patch(engine, 'MAX_PROBLEMS', 3)
+        error = [(0, None), (6, 'error')]
+        watch = self.fleet(size=5, busy={
+            0: [(0, 'rebooting')], 1: [(0, 'rebooting')],
+            2: [(0, 'rebooting')], 3: error, 4: error},
+            stall_timeout=3, timeout=8)
+        for server_id in ('srv-003', 'srv-004'):
+            self.fetch.timelines[server_id][1] = (6, self.state(
+                server_id=server_id, vm_state='error', status='ERROR'))
+        list(watch)
+        self.assertEqual(['srv-000', 'srv-001', 'srv-002'],
+                         [p.server_id for p in watch.problems])
+        self.assertEqual(5, watch.problem_count)
+        self.assertEqual(5, watch.failed_count)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        lines = watch.outcome.message.split('\n')
+        self.assertEqual([p.message for p in watch.problems], lines[:3])
+        self.assertEqual(
+            ['and 2 more failed servers, each reported when it happened',
+             'Timed out after 8.0s; 5 servers watched, none busy'],
+            lines[3:])
+        # Each failure was said when it happened, the last two too.
+        self.assertEqual(5, len(self.notes))
+        self.assertIn('srv-004', self.notes[-1])
+
+    def test_fleet_failed_server_deleted_leaves_the_count(self):
+        # srv-001 goes to error at 2 s and is deleted at 4 s.
+        watch = self.fleet(size=3, busy={1: [(0, None), (4, 'gone')]},
+                           timeout=6)
+        self.fetch.timelines['srv-001'].insert(1, (2, self.state(
+            server_id='srv-001', vm_state='error', status='ERROR')))
+        counts = {}
+        watch._on_poll = lambda w: counts.setdefault(
+            self.clock(), (len(w), w.failed_count, w.problem_count))
+        list(watch)
+        self.assertEqual(engine.FAILED, watch.outcome.kind)
+        self.assertEqual((3, 1, 1), counts[2.0])
+        # Gone: no longer a failed server watched, still a failure.
+        self.assertEqual((2, 0, 1), counts[4.0])
+        self.assertEqual(['srv-001'], [p.server_id for p in watch.problems])
 
     def test_fleet_timeout_names_at_most_some(self):
         busy = {n: [(0, 'image_uploading')] for n in range(15)}

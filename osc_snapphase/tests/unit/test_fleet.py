@@ -147,8 +147,9 @@ class TestSummary(testtools.TestCase):
             clock=fakes.FakeClock(), sleep=lambda seconds: None,
             on_poll=lambda w: w.stop(engine.INTERRUPTED, 'one poll'))
         list(watch)
-        watch.problems.extend(engine.Outcome(engine.FAILED, 'x', sid)
-                              for sid in problems)
+        for track in watch.tracks:
+            if track.server_id in problems:
+                watch._fail(engine.FAILED, 'x', track)
         return watch
 
     def test_line(self):
@@ -158,6 +159,15 @@ class TestSummary(testtools.TestCase):
         watch = self.watch(states, problems=['s199'])
         self.assertEqual('200 servers: 3 snapshot, 1 upload, 195 idle, '
                          '1 failed', summary.line(watch))
+
+    def test_line_failed_server_deleted(self):
+        # A failed server that is then deleted leaves the count: the line
+        # counts the servers watched now.
+        states = [fakes.server_state('s%d' % n) for n in range(6)]
+        watch = self.watch(states, problems=['s5'])
+        self.assertEqual('6 servers: 5 idle, 1 failed', summary.line(watch))
+        watch._see(watch.tracks[5], None)
+        self.assertEqual('5 servers: 5 idle', summary.line(watch))
 
     def test_line_one_server(self):
         watch = self.watch([fakes.server_state('s1')])
