@@ -42,9 +42,11 @@ PENDING_UPLOAD = Step('pending_upload', 'image_pending_upload',
 UPLOAD = Step('uploading', 'image_uploading', 'uploading', 'saving')
 # libvirt writes image_pending_upload and image_uploading a few ms apart,
 # then bounces back to image_pending_upload when the disk has no direct
-# snapshot (all but rbd).
+# snapshot (all but rbd). That image_uploading (image queued) is the
+# step 'bounce', so that 'uploading' is always the last image_uploading
+# (the upload; rbd: the direct snapshot).
 PREP = Step('pending_upload', 'image_pending_upload', 'bounce')
-BOUNCE = Step('uploading', 'image_uploading', 'bounce')
+BOUNCE = Step('bounce', 'image_uploading', 'bounce')
 COPY = Step('pending_upload', 'image_pending_upload', 'copy', copy=True)
 
 DRIVERS = collections.OrderedDict((d.name, d) for d in (
@@ -66,8 +68,8 @@ DRIVERS = collections.OrderedDict((d.name, d) for d in (
     Driver('vmware', (PENDING, SNAPSHOT, COPY, UPLOAD), 'end', 'vmdk'),
 ))
 NAMES = tuple(DRIVERS)
-STEPS = ('pending', 'snapshot', 'backup', 'pending_upload', 'copy',
-         'uploading')
+STEPS = ('pending', 'snapshot', 'backup', 'pending_upload', 'bounce',
+         'copy', 'uploading')
 
 
 def order(driver, backup=False):

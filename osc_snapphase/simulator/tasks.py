@@ -31,7 +31,7 @@ REBOOT_STATES = {
 TRACEBACK = ('Traceback (most recent call last):\n'
              '  File "/opt/stack/nova/nova/compute/manager.py", line %d, '
              'in %s\n'
-             'nova.exception.InstanceFaultRollback: %s\n')
+             'nova.exception.%s: %s\n')
 
 
 def new_server(cloud, project, user, name, flavor_id='1', image_id=None,
@@ -189,7 +189,8 @@ class Operation:
         self.action = action
         self.backup = backup
         self.index = 0
-        self.timer = None
+        # The task state the operation wrote last (Nova expects it).
+        self.task_state = self.step.task_state
         self.event = None
         self.done = False
         self.capture = None
@@ -201,11 +202,6 @@ class Operation:
     @property
     def phase(self):
         return self.step.name
-
-    def stop(self):
-        self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
 
 
 def snapshot_properties(cloud, server, ctx, kind, metadata, backup):
@@ -269,7 +265,10 @@ def _enter(cloud, op):
     server = cloud.servers[op.server_id]
     step = op.step
     if op.index > 0 and step.task_state:
+        if _preempted(cloud, op, server):
+            return
         cloud.update_server(server, task_state=step.task_state)
+        op.task_state = step.task_state
     if _calls_glance(op, step) and _image_gone(cloud, op, server):
         return
     image = cloud.images.get(op.image_id)
@@ -327,20 +326,20 @@ def _run(cloud, op):
     delay = cloud.duration(op.step.duration)
     rule = _take_fault(cloud, op, server)
     if rule is not None:
-        op.timer = cloud.later(delay * float(rule.get('at', 0.5)), _fault,
-                               cloud, op, rule)
+        cloud.later(delay * float(rule.get('at', 0.5)), _fault, cloud, op,
+                    rule)
     else:
-        op.timer = cloud.later(delay, _advance, cloud, op)
+        cloud.later(delay, _advance, cloud, op)
 
 
-def _traceback(op, message):
+def _traceback(op, message, error):
     if op.kind == 'createBackup':
-        return TRACEBACK % (4598, 'backup_instance', message)
-    return TRACEBACK % (4511, 'snapshot_instance', message)
+        return TRACEBACK % (4598, 'backup_instance', error, message)
+    return TRACEBACK % (4511, 'snapshot_instance', error, message)
 
 
-def _record_fault(cloud, op, server, message):
-    """Record the instance faults nova 34 records for a driver error.
+def _record_fault(cloud, op, server, message, error):
+    """Record the instance faults nova 34 records for an error.
 
     wrap_instance_fault records one for snapshot_instance; a backup
     records two (backup_instance and the snapshot inside it). The API
@@ -349,13 +348,13 @@ def _record_fault(cloud, op, server, message):
     faults = cloud.instance_faults.setdefault(server['id'], [])
     for _count in range(2 if op.kind == 'createBackup' else 1):
         fault = {'code': 500, 'message': message, 'created': time.time(),
-                 'details': _traceback(op, message)}
+                 'details': _traceback(op, message, error)}
         faults.append(fault)
     server['fault'] = fault
 
 
-def _end(cloud, op, server, result='Success', message=None):
-    """End the operation; a message is a driver error (a fault)."""
+def _end(cloud, op, server, message=None, error='InstanceFaultRollback'):
+    """End the operation; a message is a failure (error: its exception)."""
     op.done = True
     if op.capture is not None and op.capture['ended'] is None:
         # A failed copy: the guest is resumed, its disk writable again.
@@ -363,10 +362,21 @@ def _end(cloud, op, server, result='Success', message=None):
     if cloud.ops.get(op.server_id) is op:
         del cloud.ops[op.server_id]
     if message and server is not None:
-        _record_fault(cloud, op, server, message)
-    finish_event(op.action, op.event, result,
-                 _traceback(op, message) if message else None,
+        _record_fault(cloud, op, server, message, error)
+    finish_event(op.action, op.event, 'Error' if message else 'Success',
+                 _traceback(op, message, error) if message else None,
                  message)
+
+
+def _returned(cloud, op, server):
+    """_snapshot_instance returned: done, or an error it swallows.
+
+    nova 34's backup_instance then rotates the backups, whatever became
+    of this one (deleted image or server, instance not running).
+    """
+    if op.backup:
+        _rotate(cloud, op.server_id, op.backup)
+    _end(cloud, op, server)
 
 
 def _gone(server):
@@ -378,12 +388,13 @@ def _vanished(cloud, op, server):
     """The server was deleted: drop the image unless it is active.
 
     Nova's _snapshot_instance swallows InstanceNotFound (and
-    UnexpectedDeletingTaskStateError): no fault, the event ends Success.
+    UnexpectedDeletingTaskStateError): no fault, the event ends Success
+    (a backup still rotates).
     """
     image = cloud.images.get(op.image_id)
     if image is not None and image['status'] != 'active':
         cloud.delete_image(op.image_id)
-    _end(cloud, op, server)
+    _returned(cloud, op, server)
 
 
 def _calls_glance(op, step):
@@ -403,12 +414,33 @@ def _image_gone(cloud, op, server):
     """End the operation if its image was deleted; whether it was.
 
     ImageNotFound is swallowed by nova's _snapshot_instance: the task
-    state is cleared, no fault, the event ends Success.
+    state is cleared, no fault, the event ends Success (a backup still
+    rotates).
     """
     if op.image_id in cloud.images:
         return False
     cloud.update_server(server, task_state=None)
-    _end(cloud, op, server)
+    _returned(cloud, op, server)
+    return True
+
+
+def _preempted(cloud, op, server):
+    """End the operation if its task state was changed; whether it was.
+
+    Nova writes each task state of a snapshot expecting the one it
+    wrote before; another (os-resetState, then perhaps a new snapshot)
+    raises UnexpectedTaskStateError: the task state is left as it is
+    (reverts_task_state), the image deleted (delete_image_on_error),
+    the error recorded (wrap_instance_fault); a backup does not rotate.
+    """
+    if server['task_state'] == op.task_state:
+        return False
+    cloud.delete_image(op.image_id)
+    _end(cloud, op, server,
+         'Conflict updating instance %s. Expected: %s. Actual: %s' % (
+             server['id'], {'task_state': [op.task_state]},
+             {'task_state': server['task_state']}),
+         'UnexpectedTaskStateError')
     return True
 
 
@@ -448,17 +480,18 @@ def _advance(cloud, op):
         image['properties'].update(direct_url=url, locations=[
             {'url': url, 'metadata': {}}])
     glance.finish_upload(cloud, image)
-    if op.backup:
-        _rotate(cloud, server, op.backup)
+    # The driver is done; the task state cleared, expecting its last.
+    if _preempted(cloud, op, server):
+        return
     cloud.update_server(server, task_state=None)
-    _end(cloud, op, server)
+    _returned(cloud, op, server)
 
 
-def _rotate(cloud, server, backup):
+def _rotate(cloud, server_id, backup):
     backup_type, rotation = backup
     backups = sorted(
         (i for i in cloud.images.values()
-         if i['properties'].get('instance_uuid') == server['id']
+         if i['properties'].get('instance_uuid') == server_id
          and i['properties'].get('image_type') == 'backup'
          and i['properties'].get('backup_type') == backup_type),
         key=lambda i: i['created_at'], reverse=True)
@@ -485,9 +518,8 @@ def _fault(cloud, op, rule):
         # The operation notices at the end of its phase (a server) or
         # when it next calls Glance (an image, see _calls_glance).
         left = 1.0 - float(rule.get('at', 0.5))
-        op.timer = cloud.later(cloud.duration(op.step.duration) *
-                               max(0.0, left),
-                               _advance, cloud, op)
+        cloud.later(cloud.duration(op.step.duration) * max(0.0, left),
+                    _advance, cloud, op)
         return
     if kind == 'stuck_saving':
         image = cloud.images.get(op.image_id)
@@ -505,10 +537,10 @@ def _fault(cloud, op, rule):
     if kind == 'stuck':
         # InstanceNotRunning is swallowed by nova's _snapshot_instance:
         # no fault, the event ends Success, the task state stays.
-        _end(cloud, op, server)
+        _returned(cloud, op, server)
         return
     if kind == 'vm_error':
         cloud.update_server(server, vm_state='error', task_state=None)
     else:
         cloud.update_server(server, task_state=None)
-    _end(cloud, op, server, 'Error', message)
+    _end(cloud, op, server, message)

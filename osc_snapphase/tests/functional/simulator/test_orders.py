@@ -116,19 +116,18 @@ class TestOrders(base.SimulatorTestCase):
 
     def test_hold_the_bounce_then_the_final_upload(self):
         sid = self.control.create_server('vm1', driver='libvirt-file')['id']
+        self.control.hold('bounce', sid)
         self.control.hold('uploading', sid)
         image_id = self.create_image(sid).body['image_id']
-        self.control.wait_held('uploading', sid)
+        # The bounce: the first image_uploading, image queued, no copy.
+        self.control.wait_held('bounce', sid)
+        self.assertEqual(FILE_ORDER[:5], self.task_states(sid))
         self.assertEqual('queued', self.control.image(image_id)['status'])
-        self.control.hold('pending_upload', sid)
-        self.control.hold('uploading', sid)
-        self.control.release('uploading', sid)
-        # The copy's pending_upload is the second one: rule not fired yet.
-        self.control.wait_held('pending_upload', sid)
         self.assertEqual([], self.control.captures(sid))
-        self.control.hold('uploading', sid)
-        self.control.release('pending_upload', sid)
+        self.control.release('bounce', sid)
+        # 'uploading' is the upload: image saving, the copy over.
         self.control.wait_held('uploading', sid)
+        self.assertEqual(FILE_ORDER[:-1], self.task_states(sid))
         self.assertEqual('saving', self.control.image(image_id)['status'])
         self.assertIsNotNone(self.control.captures(sid)[0]['ended'])
         self.control.release()

@@ -19,73 +19,11 @@ is swallowed, the task state cleared, no fault recorded. The operations
 run in-process on a Cloud whose timers run in order, without a clock.
 """
 
-import testtools
-
-from osc_snapphase.simulator import cloud as cloud_mod
-from osc_snapphase.simulator import control
 from osc_snapphase.simulator import drivers
-from osc_snapphase.simulator import runner
-from osc_snapphase.simulator import tasks
+from osc_snapphase.tests.unit.simulator import base
 
 
-class _Timer:
-
-    def __init__(self, func, args):
-        self.func = func
-        self.args = args
-        self.cancelled = False
-
-    def cancel(self):
-        self.cancelled = True
-
-
-class ImageDeletedCase(testtools.TestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.cloud = cloud_mod.Cloud()
-        self.addCleanup(self.cloud.timers.stop)
-        runner.seed(self.cloud)
-        self.timers = []
-        self.cloud.later = self.later
-        user = self.cloud.users['demo']
-        project = self.cloud.projects['demo']
-        self.ctx = {'user_id': user['id'], 'user_name': 'demo',
-                    'project_id': project['id'], 'project_name': 'demo',
-                    'roles': list(user['roles'])}
-
-    def later(self, name_or_delay, func, *args):
-        timer = _Timer(func, args)
-        self.timers.append(timer)
-        return timer
-
-    def run_timers(self):
-        while self.timers:
-            timer = self.timers.pop(0)
-            if not timer.cancelled:
-                timer.func(*timer.args)
-
-    def server(self, driver):
-        server = tasks.new_server(self.cloud, self.cloud.projects['demo'],
-                                  self.cloud.users['demo'], driver)
-        self.cloud.update_server(server, vm_state='active', task_state=None,
-                                 power_state=1)
-        server['driver'] = driver
-        return server
-
-    def task_states(self, server):
-        """The task states written since the server became active."""
-        states = [e['new'] for e in self.cloud.log
-                  if e['id'] == server['id'] and e['field'] == 'task_state']
-        return states[states.index(None) + 1:]
-
-    def snapshot(self, server, backup=False):
-        if backup:
-            return tasks.start_snapshot(self.cloud, server, self.ctx,
-                                        'createBackup', 'bk1', {},
-                                        ('daily', 2))
-        return tasks.start_snapshot(self.cloud, server, self.ctx,
-                                    'createImage', 'snap1', {})
+class ImageDeletedCase(base.OperationCase):
 
     def delete_while_held(self, driver, step, backup=False):
         """Delete the image while step is held; run to the end."""
@@ -155,9 +93,7 @@ class TestImageDeleted(ImageDeletedCase):
     def test_fault_image_deleted_in_snapshot_carries_on(self):
         for driver in drivers.NAMES:
             server = self.server(driver)
-            self.cloud.op_faults.append(control.check_op_fault(
-                {'phase': 'snapshot', 'kind': 'image_deleted',
-                 'server': server['id']}))
+            self.add_fault(server, 'snapshot', 'image_deleted')
             image, action = self.snapshot(server)
             self.run_timers()
             self.assert_swallowed(server, image, action)
