@@ -26,6 +26,9 @@ from osc_snapphase.simulator import views
 
 PREFIX = '/compute/v2.1'
 MAX_LIMIT = 1000
+# Instances a project may have (Nova's quota; its default is 10). The
+# bulk creation of the control endpoint does not look at it.
+INSTANCES_QUOTA = 10000
 VARY = 'OpenStack-API-Version, X-OpenStack-Nova-API-Version'
 
 
@@ -263,14 +266,36 @@ def _boot(cloud, req, data, flavor, image_ref, bdms, name, index,
     return srv, None
 
 
+def _quota(cloud, req, min_count, max_count):
+    """How many servers to create, or Nova's 403 when min_count is over.
+
+    As nova 34's check_num_instances_quota: max_count, or less if the
+    project has not that many instances left (at least min_count).
+    """
+    used = sum(1 for s in cloud.servers.values()
+               if s['project_id'] == req.ctx['project_id']
+               and s['vm_state'] != 'deleted')
+    allowed = INSTANCES_QUOTA - used
+    if allowed >= max_count:
+        return max_count, None
+    if allowed >= min_count:
+        return allowed, None
+    requested = str(min_count) if min_count == max_count else (
+        '%d-%d' % (min_count, max_count))
+    return 0, rest.error(
+        403, 'forbidden', 'Quota exceeded for instances: Requested %s, but '
+        'already used %d of %d instances' % (requested, used,
+                                             INSTANCES_QUOTA))
+
+
 def create_server(cloud, req):
     """POST /servers, with Nova's multi-create.
 
-    min_count/max_count create max_count servers (the simulator has no
-    quota to stop short of it) named ``<name>-1``, ``<name>-2``... when
-    more than one, sharing one reservation_id;
-    ``return_reservation_id`` answers with it instead of the first
-    server.
+    min_count/max_count create max_count servers, or as many as the
+    project's instances quota leaves (at least min_count, else 403),
+    named ``<name>-1``, ``<name>-2``... when more than one, sharing one
+    reservation_id; ``return_reservation_id`` answers with it instead
+    of the first server.
     """
     data = (req.json() or {}).get('server')
     if not isinstance(data, dict) or not data.get('name'):
@@ -302,9 +327,12 @@ def create_server(cloud, req):
             if image is None or image['status'] != 'active':
                 return rest.error(400, 'badRequest',
                                   'Image %s could not be found.' % image_ref)
+        count, error = _quota(cloud, req, min_count, max_count)
+        if error is not None:
+            return error
         first = None
-        for index in range(max_count):
-            name = data['name'] if max_count == 1 else '%s-%d' % (
+        for index in range(count):
+            name = data['name'] if count == 1 else '%s-%d' % (
                 data['name'], index + 1)
             srv, error = _boot(cloud, req, data, flavor, image_ref, bdms,
                                name, index, reservation_id)
@@ -328,9 +356,6 @@ def delete_server(cloud, req):
         srv = cloud.visible_server(req.params['id'], req.ctx, False)
         if srv is None:
             return not_found(req.params['id'])
-        if srv['locked'] and not req.ctx['is_admin']:
-            return rest.error(409, 'conflictingRequest',
-                              'Instance %s is locked' % srv['id'])
         if srv['task_state'] != 'deleting':
             tasks.record_action(cloud, srv, 'delete', req.ctx)
             tasks.delete(cloud, srv)
@@ -338,6 +363,12 @@ def delete_server(cloud, req):
 
 
 def list_flavors(cloud, req, full=False):
+    limit = req.arg('limit')
+    if limit is not None and not re.fullmatch('[0-9]+', limit):
+        # Nova's query schema (parameter_types.non_negative_integer).
+        return rest.error(400, 'badRequest', "Invalid input for query "
+                          "parameters limit. Value: %s. '%s' does not "
+                          "match '^[0-9]*$'" % (limit, limit))
     with cloud.lock:
         flavors = sorted(cloud.flavors.values(), key=lambda f: f['id'])
         marker = req.arg('marker')
@@ -347,8 +378,8 @@ def list_flavors(cloud, req, full=False):
                 return rest.error(400, 'badRequest',
                                   'marker [%s] not found' % marker)
             flavors = flavors[ids.index(marker) + 1:]
-        if req.arg('limit'):
-            flavors = flavors[:int(req.arg('limit'))]
+        if limit is not None:
+            flavors = flavors[:min(int(limit), MAX_LIMIT)]
         return rest.Response(200, {'flavors': [
             views.flavor(cloud, f, req.microversion, full)
             for f in flavors]})

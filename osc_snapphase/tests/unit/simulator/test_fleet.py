@@ -278,6 +278,25 @@ class TestPages(FleetCase):
             self.assertEqual(10, view.call_count)
 
 
+class TestFlavorPages(FleetCase):
+
+    def flavors(self, query):
+        req = self.request('GET', '/compute/v2.1/flavors?' + query)
+        resp = nova.list_flavors(self.cloud, req)
+        return resp.status, json.loads(resp.payload())
+
+    def test_limit(self):
+        status, body = self.flavors('limit=1')
+        self.assertEqual((200, ['1']), (status, [f['id'] for f in
+                                                 body['flavors']]))
+        for value in ('x', '-1', '1.5'):
+            status, body = self.flavors('limit=' + value)
+            self.assertEqual((400, "Invalid input for query parameters "
+                              "limit. Value: %s. '%s' does not match "
+                              "'^[0-9]*$'" % (value, value)),
+                             (status, body['badRequest']['message']))
+
+
 class TestProjectsAndNames(FleetCase):
 
     def setUp(self):
@@ -349,6 +368,34 @@ class TestMultiCreate(FleetCase):
             status, body = self.post_servers(**fields)
             self.assertEqual(400, status, fields)
         self.assertEqual({}, self.cloud.servers)
+
+    def test_quota_reduces_max_count(self):
+        self.bulk(6, project='admin')       # another project's
+        self.bulk(3)
+        with mock.patch.object(nova, 'INSTANCES_QUOTA', 5):
+            status, body = self.post_servers(name='web', min_count=1,
+                                             max_count=100000)
+        self.assertEqual(202, status, body)
+        self.assertEqual(['web-1', 'web-2'], sorted(
+            s['name'] for s in self.cloud.servers.values()
+            if s['name'].startswith('web')))
+
+    def test_quota_exceeded(self):
+        self.bulk(3)
+        self.bulk(2, project='admin')
+        deleted = self.bulk(1)[0]
+        self.cloud.update_server(self.cloud.servers[deleted['id']],
+                                 vm_state='deleted')
+        before = len(self.cloud.servers)
+        for fields, requested in (({'min_count': 3}, '3'),
+                                  ({'min_count': 3, 'max_count': 9}, '3-9')):
+            with mock.patch.object(nova, 'INSTANCES_QUOTA', 5):
+                status, body = self.post_servers(**fields)
+            self.assertEqual((403, {'forbidden': {
+                'code': 403, 'message': 'Quota exceeded for instances: '
+                'Requested %s, but already used 3 of 5 instances'
+                % requested}}), (status, body))
+        self.assertEqual(before, len(self.cloud.servers))
 
     def test_no_volume_for_several_servers(self):
         status, body = self.post_servers(
