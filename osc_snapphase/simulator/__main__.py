@@ -70,15 +70,17 @@ def parse_http_fault(text):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description='Serve a simulated Keystone, Nova, Glance '
-        'and Cinder on a loopback address until SIGTERM or SIGINT.')
+        'and Cinder on a loopback address until SIGTERM, SIGINT or '
+        'SIGHUP.')
     where = parser.add_argument_group('where it serves')
     where.add_argument('--host', default='127.0.0.1',
                        help='loopback address to bind (default: 127.0.0.1)')
     where.add_argument('--port', type=int, default=0,
                        help='TCP port, 0 picks a free one (default: 0)')
     where.add_argument('--state-dir', metavar='DIR',
-                       help='where to write clouds.yaml and openrc '
-                       '(default: a new temporary directory)')
+                       help='where to write clouds.yaml and openrc; an '
+                       'openrc there that a simulator did not write is '
+                       'refused (default: a new temporary directory)')
     where.add_argument('--cloud-name', default='snapsim', metavar='NAME',
                        help='cloud name in clouds.yaml; the admin cloud '
                        'gets the suffix -admin (default: snapsim)')
@@ -122,6 +124,19 @@ def build_parser():
     return parser
 
 
+def stop_on_signals(stop):
+    """Set the event on SIGTERM, SIGINT and SIGHUP (terminal closed).
+
+    A SIGHUP that is ignored (nohup) stays ignored.
+    """
+    signums = [signal.SIGTERM, signal.SIGINT]
+    hangup = getattr(signal, 'SIGHUP', None)
+    if hangup is not None and signal.getsignal(hangup) != signal.SIG_IGN:
+        signums.append(hangup)
+    for signum in signums:
+        signal.signal(signum, lambda *_a: stop.set())
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -142,10 +157,13 @@ def main(argv=None):
     cloud.config['driver'] = args.driver
     state_dir = args.state_dir or tempfile.mkdtemp(prefix='snapsim-')
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_a: stop.set())
+    stop_on_signals(stop)
     try:
-        sim.write_state(state_dir)
+        try:
+            sim.write_state(state_dir)
+        except runner.StateError as exc:
+            sys.stderr.write('%s: error: %s\n' % (PROG, exc))
+            return exc.exit_code
         sim.start()
         info = {'auth_url': sim.auth_url, 'control_url': sim.control_url,
                 'state_dir': state_dir, 'pid': os.getpid()}

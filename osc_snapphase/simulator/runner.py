@@ -12,21 +12,47 @@
 
 """Assemble, start and stop the simulator; write clouds.yaml and openrc."""
 
+import contextlib
 import ipaddress
+import logging
 import os
 import shlex
+import tempfile
 import threading
 
 import yaml
+
+try:
+    import fcntl
+except ImportError:   # pragma: no cover - Windows
+    fcntl = None
 
 from osc_snapphase.simulator import cloud as cloud_mod
 from osc_snapphase.simulator import glance
 from osc_snapphase.simulator import nova
 from osc_snapphase.simulator import server as server_mod
 
+LOG = logging.getLogger(__name__)
+#: The first line of the openrc files a simulator writes. An openrc
+#: without it is someone else's (a DevStack openrc...): never overwritten.
+OPENRC_MARK = ('# Written by python -m osc_snapphase.simulator; removed '
+               'when it stops.\n')
+
 
 class NotLoopback(ValueError):
     """The simulator refuses to listen on a non-loopback address."""
+
+
+class StateError(Exception):
+    """The state files cannot be written (exit status 1)."""
+
+    exit_code = 1
+
+
+class StateConflict(StateError):
+    """A file the simulator would write is someone else's (status 2)."""
+
+    exit_code = 2
 
 
 def loopback_host(host):
@@ -126,72 +152,161 @@ class Simulator:
     def write_state(self, state_dir):
         """Write clouds.yaml, openrc and openrc-admin into state_dir.
 
-        Clouds of another name in an existing clouds.yaml are kept.
+        Clouds of another name in an existing clouds.yaml are kept; a
+        symlinked clouds.yaml is written through (it stays a link). An
+        openrc that a simulator did not write (its first line is not
+        OPENRC_MARK) is never overwritten: StateConflict. A clouds.yaml
+        that cannot be read as one: StateError. Nothing is written then.
         """
-        os.makedirs(state_dir, exist_ok=True)
-        self._clouds_yaml = os.path.join(state_dir, 'clouds.yaml')
-        _write(self._clouds_yaml, _merged(self._clouds_yaml, self.clouds()))
-        for name, user in (('openrc', 'demo'), ('openrc-admin', 'admin')):
-            path = os.path.join(state_dir, name)
-            _write(path, self.openrc(user))
-            self._written.append(path)
+        try:
+            os.makedirs(state_dir, exist_ok=True)
+        except OSError as exc:
+            raise StateError('cannot make the state directory %s: %s'
+                             % (state_dir, exc))
+        openrcs = [(os.path.join(state_dir, name), OPENRC_MARK
+                    + self.openrc(user))
+                   for name, user in (('openrc', 'demo'),
+                                      ('openrc-admin', 'admin'))]
+        for path, _text in openrcs:
+            _check_openrc(path)
+        clouds_yaml = os.path.join(state_dir, 'clouds.yaml')
+        try:
+            with _locked(clouds_yaml):
+                data = _load(clouds_yaml)
+                data['clouds'].update(self.clouds())
+                _write(clouds_yaml, _dump(data))
+            self._clouds_yaml = clouds_yaml
+            for path, text in openrcs:
+                _write(path, text)
+                self._written.append((path, text))
+        except OSError as exc:
+            raise StateError('cannot write into %s: %s' % (state_dir, exc))
 
     def remove_state(self):
         """Undo write_state: our clouds leave clouds.yaml, files go.
 
-        Other clouds stay; the file goes when none is left. Our clouds
-        are removed only while they still point at this simulator.
+        Other clouds stay; the file goes when none is left (a symlink
+        stays). Our clouds and openrc files are removed only while they
+        still are this simulator's. Never raises: what cannot be undone
+        is logged.
         """
-        for path in self._written:
-            _remove(path)
+        for path, text in self._written:
+            _remove_own(path, text)
         self._written = []
         path, self._clouds_yaml = self._clouds_yaml, None
         if path is None:
             return
-        data = _load(path)
-        clouds = data.get('clouds') or {}
-        for name in self.clouds():
-            if (clouds.get(name) or {}).get('auth', {}).get(
-                    'auth_url') == self.auth_url:
-                del clouds[name]
-        if clouds or set(data) - {'clouds'}:
-            _write(path, _dump(data))
-        else:
-            _remove(path)
+        try:
+            with _locked(path):
+                data = _load(path)
+                clouds = data['clouds']
+                ours = [name for name in self.clouds()
+                        if (clouds.get(name) or {}).get('auth', {}).get(
+                            'auth_url') == self.auth_url]
+                for name in ours:
+                    del clouds[name]
+                if not ours:
+                    return
+                if clouds or set(data) - {'clouds'} or os.path.islink(path):
+                    _write(path, _dump(data))
+                else:
+                    _remove(path)
+        except Exception as exc:
+            LOG.warning('the clouds %s of %s are left in %s: %s',
+                        ', '.join(self.clouds()), self.auth_url, path, exc)
+
+
+def _check_openrc(path):
+    """Raise StateConflict unless path is absent or a simulator's openrc."""
+    try:
+        with open(path) as stream:
+            first = stream.readline()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateConflict('%s exists and cannot be read (%s); refusing '
+                            'to overwrite it: choose another --state-dir'
+                            % (path, exc))
+    if first != OPENRC_MARK:
+        raise StateConflict('%s exists and was not written by the '
+                            'simulator; refusing to overwrite it: choose '
+                            'another --state-dir' % path)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """Hold an exclusive lock on the directory of path's real file.
+
+    Simulators sharing a directory take turns at clouds.yaml, so that
+    none loses the clouds of another. The lock is flock(2) on the
+    directory itself, which leaves no lock file behind; where the file
+    system has no such locks, it goes on without.
+    """
+    fd = os.open(os.path.dirname(os.path.realpath(path)), os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def _load(path):
+    """The mapping of a clouds.yaml ({'clouds': {}} when it is absent)."""
     try:
         with open(path) as stream:
             data = yaml.safe_load(stream)
     except FileNotFoundError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        data = None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise StateError('cannot read %s: %s' % (path, exc))
+    data = {} if data is None else data
+    if not isinstance(data, dict) or not isinstance(
+            data.get('clouds') or {}, dict):
+        raise StateError('%s is not a clouds.yaml (a mapping with a '
+                         'mapping of clouds); it was not changed' % path)
+    data['clouds'] = data.get('clouds') or {}
+    return data
 
 
 def _dump(data):
     return yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
 
 
-def _merged(path, clouds):
-    data = _load(path)
-    if not isinstance(data.get('clouds'), dict):
-        data['clouds'] = {}
-    data['clouds'].update(clouds)
-    return _dump(data)
-
-
 def _write(path, text):
-    """Replace path atomically, readable by its owner only."""
-    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                 0o600)
-    with os.fdopen(fd, 'w') as stream:
-        stream.write(text)
-    os.replace(path + '.tmp', path)
+    """Replace path's real file atomically, readable by its owner only.
+
+    A symlink stays a symlink; the temporary file has a name of its own
+    (another simulator may write the same file).
+    """
+    real = os.path.realpath(path)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(real),
+                               suffix='.tmp', dir=os.path.dirname(real))
+    try:
+        with os.fdopen(fd, 'w') as stream:
+            stream.write(text)
+        os.replace(tmp, real)
+    except BaseException:
+        _remove(tmp)
+        raise
 
 
 def _remove(path):
     try:
         os.remove(path)
     except FileNotFoundError:
+        pass
+
+
+def _remove_own(path, text):
+    """Remove path if it still holds text (what this simulator wrote)."""
+    try:
+        with open(path) as stream:
+            if stream.read() != text:
+                return
+        os.remove(path)
+    except (OSError, UnicodeDecodeError):
         pass

@@ -108,6 +108,8 @@ class SimulatorFixture(fixtures.Fixture):
         env = {}
         with open(os.path.join(self.state_dir, name)) as stream:
             for line in stream:
+                if not line.startswith('export '):
+                    continue
                 key, _sep, value = line.strip()[len('export '):].partition(
                     '=')
                 env[key] = value.strip("'")

@@ -13,6 +13,7 @@
 """The simulator's command line and state files, without a socket."""
 
 import argparse
+import fcntl
 import io
 import itertools
 import os
@@ -141,3 +142,100 @@ class TestStateFiles(testtools.TestCase):
             'auth']['auth_url'])
         other.remove_state()
         self.assertFalse(os.path.exists(self.path))
+
+    def write(self, name, text):
+        with open(os.path.join(self.dir, name), 'w') as stream:
+            stream.write(text)
+
+    def read(self, name):
+        with open(os.path.join(self.dir, name)) as stream:
+            return stream.read()
+
+    def test_openrc_of_another_simulator_replaced_not_removed(self):
+        self.sim.write_state(self.dir)
+        other = runner.Simulator(cloud_name='sim2')
+        self.addCleanup(other.stop)
+        other.write_state(self.dir)
+        self.sim.remove_state()
+        self.assertIn(other.auth_url, self.read('openrc'))
+        self.assertTrue(self.read('openrc-admin').startswith(
+            runner.OPENRC_MARK))
+        other.remove_state()
+        self.assertEqual([], os.listdir(self.dir))
+
+    def test_foreign_openrc_refused(self):
+        # A DevStack directory: its openrc is not the simulator's.
+        devstack = 'export OS_PASSWORD=secret\n'
+        self.write('openrc', devstack)
+        error = self.assertRaises(runner.StateConflict,
+                                  self.sim.write_state, self.dir)
+        self.assertEqual(2, error.exit_code)
+        self.assertIn(os.path.join(self.dir, 'openrc') + ' exists and was '
+                      'not written by the simulator', str(error))
+        self.sim.remove_state()
+        self.assertEqual(['openrc'], os.listdir(self.dir))
+        self.assertEqual(devstack, self.read('openrc'))
+
+    def test_malformed_clouds_yaml_refused_and_kept(self):
+        for text in ('clouds: [\n', '- a list\n', 'clouds: [a]\n'):
+            self.write('clouds.yaml', text)
+            error = self.assertRaises(runner.StateError,
+                                      self.sim.write_state, self.dir)
+            self.assertEqual(1, error.exit_code)
+            self.assertIn(self.path, str(error))
+            self.sim.remove_state()
+            self.assertEqual(['clouds.yaml'], os.listdir(self.dir))
+            self.assertEqual(text, self.read('clouds.yaml'))
+
+    def test_remove_state_never_raises(self):
+        logger = self.useFixture(fixtures.FakeLogger())
+        self.sim.write_state(self.dir)
+        self.write('clouds.yaml', 'clouds: [\n')
+        self.sim.remove_state()
+        self.assertEqual(['clouds.yaml'], os.listdir(self.dir))
+        self.assertIn('the clouds sim1, sim1-admin of %s are left in %s'
+                      % (self.sim.auth_url, self.path), logger.output)
+
+    def test_symlinked_clouds_yaml_stays_a_link(self):
+        real = self.useFixture(fixtures.TempDir()).path
+        target = os.path.join(real, 'clouds.yaml')
+        with open(target, 'w') as stream:
+            yaml.safe_dump({'clouds': {'prod': {}}}, stream)
+        os.symlink(target, self.path)
+        self.sim.write_state(self.dir)
+        self.assertTrue(os.path.islink(self.path))
+        self.assertEqual(['prod', 'sim1', 'sim1-admin'],
+                         list(self.clouds()['clouds']))
+        self.sim.remove_state()
+        self.assertTrue(os.path.islink(self.path))
+        self.assertEqual({'clouds': {'prod': {}}}, self.clouds())
+        self.assertEqual(['clouds.yaml'], os.listdir(real))
+
+    def test_temporary_file_of_its_own(self):
+        # Another simulator's clouds.yaml.tmp is not clobbered.
+        self.write('clouds.yaml.tmp', 'half written')
+        self.sim.write_state(self.dir)
+        self.assertEqual('half written', self.read('clouds.yaml.tmp'))
+
+    def test_clouds_yaml_changed_under_a_lock(self):
+        # Another simulator cannot take the directory's lock between
+        # the read of clouds.yaml and its write.
+        attempts = []
+        dump = runner._dump
+
+        def try_lock(data):
+            fd = os.open(self.dir, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                attempts.append('locked')
+            except BlockingIOError:
+                attempts.append('busy')
+            finally:
+                os.close(fd)
+            return dump(data)
+        self.useFixture(fixtures.MockPatchObject(runner, '_dump',
+                                                 side_effect=try_lock))
+        self.write('clouds.yaml', 'clouds: {prod: {}}\n')
+        self.sim.write_state(self.dir)
+        self.sim.remove_state()
+        self.assertEqual(['busy', 'busy'], attempts)
