@@ -74,7 +74,9 @@ class ImageOperations:
     def _ask(self, lookup, *args):
         """One image or snapshot lookup, unless this poll had a fault."""
         if self.fault is not None:
-            raise self.fault
+            # Its traceback dropped: raised again for each server, it
+            # would grow with every raise.
+            raise self.fault.with_traceback(None)
         answer = lookup(*args)
         self._answered = True
         return answer
