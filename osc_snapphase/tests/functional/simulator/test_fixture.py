@@ -15,6 +15,7 @@ files, refusals and clean stops."""
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -57,12 +58,10 @@ class TestStateDir(testtools.TestCase):
         self.clouds_yaml = os.path.join(self.dir, 'clouds.yaml')
 
     def write(self, name, text):
-        with open(os.path.join(self.dir, name), 'w') as stream:
-            stream.write(text)
+        pathlib.Path(self.dir, name).write_text(text)
 
     def read(self, name):
-        with open(os.path.join(self.dir, name)) as stream:
-            return stream.read()
+        return pathlib.Path(self.dir, name).read_text()
 
     def refused(self, status):
         proc = subprocess.run(SIMULATOR + ['--state-dir', self.dir],
