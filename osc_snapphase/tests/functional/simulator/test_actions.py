@@ -133,3 +133,27 @@ class TestServerActions(base.SimulatorTestCase):
                              ({'reboot': {'type': 'SOFT'}}, 'reboot')):
             self.conflict(self.act(body), action, 'task_state',
                           'image_snapshot_pending')
+
+    def test_reset_state_pre_empts_the_snapshot(self):
+        self.control.hold('snapshot', self.sid)
+        old = self.create_image(self.sid).body['image_id']
+        self.control.wait_held('snapshot', self.sid)
+        reset = self.act({'os-resetState': {'state': 'active'}}, 'admin')
+        self.assertEqual(202, reset.status)
+        # The task state is clear: a new image-create is accepted.
+        self.control.hold('pending', self.sid)
+        new = self.create_image(self.sid).body['image_id']
+        self.control.wait_held('pending', self.sid)
+        self.control.release('snapshot', self.sid)
+        # The old one expected image_snapshot: it ends, its image goes.
+        self.control.wait_for(lambda state: old not in [
+            i['id'] for i in state['images']])
+        server = self.control.server(self.sid)
+        self.assertEqual('image_snapshot_pending',
+                         server['OS-EXT-STS:task_state'])
+        self.assertIn('Conflict updating instance',
+                      server['instance_faults'][-1]['message'])
+        self.control.release()
+        self.wait_idle(self.sid)
+        self.assertEqual('active', self.control.image(new)['status'])
+        self.assertIsNone(self.control.image(old))
