@@ -211,6 +211,8 @@ class Simulator:
                     _write(path, _dump(data))
                 else:
                     _remove(path)
+        except FileNotFoundError:
+            pass    # the state directory went: our clouds with it
         except Exception as exc:
             LOG.warning('the clouds %s of %s are left in %s: %s',
                         ', '.join(self.clouds()), self.auth_url, path, exc)

@@ -186,6 +186,14 @@ class TestStateFiles(testtools.TestCase):
         self.assertEqual(['clouds.yaml'], os.listdir(self.dir))
         self.assertIn('the clouds sim1, sim1-admin of %s are left in %s'
                       % (self.sim.auth_url, self.path), logger.output)
+        # A state directory removed meanwhile: nothing left to say.
+        self.sim.write_state(os.path.join(self.dir, 'gone'))
+        os.remove(os.path.join(self.dir, 'gone', 'clouds.yaml'))
+        os.remove(os.path.join(self.dir, 'gone', 'openrc'))
+        os.remove(os.path.join(self.dir, 'gone', 'openrc-admin'))
+        os.rmdir(os.path.join(self.dir, 'gone'))
+        self.sim.remove_state()
+        self.assertEqual(1, logger.output.count('are left in'))
 
     def test_symlinked_clouds_yaml_stays_a_link(self):
         real = self.useFixture(fixtures.TempDir()).path
