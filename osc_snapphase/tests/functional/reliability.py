@@ -27,10 +27,6 @@ TOKENS = 'POST /identity/v3/auth/tokens'
 IMAGE_TASK_STATES = ('image_snapshot_pending', 'image_snapshot',
                      'image_backup', 'image_pending_upload',
                      'image_uploading')
-# Margin around a poll's arrival when judging which state it could see:
-# the state is read a little after the arrival is logged, later still on
-# a loaded machine.
-MARGIN = 0.25
 WAIT = base.WAIT
 
 
@@ -199,36 +195,33 @@ class ReliabilityTestCase(base.TestCase):
             result.append((entry['new'], entry['monotonic'], None))
         return result
 
-    def server_polls(self, delay=0.0, key=SERVER_GET):
-        """Times at which a successful server GET read the state.
+    def server_polls(self, server_id):
+        """Arrival times of the GETs of the server answered with it.
 
-        A request delayed by a 'delay' fault reads the state after the
-        delay, so ``delay`` is added to those.
+        The simulator's monotonic clock; a GET delayed by a 'delay' fault
+        counts (it reads the state after the delay, still before its
+        answer); a malformed answer showed no state.
         """
-        times = []
-        for entry in self.control.requests()['requests']:
-            if entry['key'] != key or entry['status'] != 200:
-                continue
-            if entry['fault'] not in (None, 'delay'):
-                continue    # a malformed answer showed no state
-            at = entry['monotonic']
-            if entry['fault'] == 'delay':
-                at += delay
-            times.append(at)
-        return times
+        return [entry['monotonic']
+                for entry in self.control.requests()['requests']
+                if entry['key'] == SERVER_GET and entry['status'] == 200
+                and entry['fault'] in (None, 'delay')
+                and entry['path'].rstrip('/').endswith(server_id)]
 
-    def required_states(self, server_id, interval, delay=0.0,
-                        key=SERVER_GET, only=IMAGE_TASK_STATES + (None,),
+    def required_states(self, server_id, only=IMAGE_TASK_STATES + (None,),
                         after=None):
-        """Task states that nobody may miss, in order.
+        """Task states that the CLI cannot have missed, in order.
 
-        A state is required when it lasted at least two poll intervals
-        and a successful poll of the server fell inside it (with a margin
-        at both ends): the client saw it, so the output must show it.
-        ``after`` drops the states that ended before that time (before the
-        watch started).
+        A state is required when two answered GETs of the server arrived
+        while it lasted: the CLI sends one request at a time, so the first
+        was answered before the second arrived, and the state it read
+        (under the simulator's lock, after the arrival) was this one. No
+        margin and no timing: a starved simulator or CLI only makes fewer
+        states required. It assumes one CLI polling the server: ``after``
+        drops the states that ended before that time (before a second CLI
+        started, or before the watch started).
         """
-        polls = self.server_polls(delay, key)
+        polls = self.server_polls(server_id)
         wanted = []
         for state, start, end in self.segments(server_id):
             if state not in only:
@@ -236,9 +229,7 @@ class ReliabilityTestCase(base.TestCase):
             if after is not None and end is not None and end <= after:
                 continue
             stop = end if end is not None else float('inf')
-            if stop - start < 2 * interval:
-                continue
-            if any(start + MARGIN <= t <= stop - MARGIN for t in polls):
+            if sum(1 for t in polls if start <= t <= stop) >= 2:
                 wanted.append(state)
         return wanted
 
@@ -252,9 +243,12 @@ class ReliabilityTestCase(base.TestCase):
                           '%r; the simulator log requires %r' % (
                               what, item, seen, wanted))
 
-    def assert_watch_complete(self, rows, server_id, interval, delay=0.0,
-                              first_poll=None):
-        """Watch rows: nothing lost, nothing counted twice."""
+    def assert_watch_complete(self, rows, server_id, since=None):
+        """Watch rows: nothing lost, nothing counted twice.
+
+        ``since`` (time.monotonic(), the simulator's clock too): the
+        ``after`` of :meth:`required_states`.
+        """
         mine = [r for r in rows if r['Server ID'] == server_id]
         self.assertTrue(mine, 'no row for server %s' % server_id)
         # A row is printed when the server or the capture state changes
@@ -267,17 +261,15 @@ class ReliabilityTestCase(base.TestCase):
         for row in mine:
             self.assertIn(row['Capture'], phases.CAPTURE_STATES, row)
         seen = [r['Task State'] for r in mine]
-        wanted = self.required_states(server_id, interval, delay,
-                                      after=first_poll)
+        wanted = self.required_states(server_id, after=since)
         self.assert_subsequence(wanted, seen, 'watch of %s' % server_id)
         return wanted
 
-    def assert_phases_complete(self, output, server_id, interval,
-                               delay=0.0):
+    def assert_phases_complete(self, output, server_id):
         """--wait-phase output: each required phase is in phase_durations"""
         seen = list(output['phase_durations'])
         wanted = []
-        for state in self.required_states(server_id, interval, delay,
+        for state in self.required_states(server_id,
                                           only=IMAGE_TASK_STATES):
             phase = phases.phase_of(state)
             if not wanted or wanted[-1] != phase:

@@ -124,7 +124,7 @@ class TestSigintIgnored(reliability.ReliabilityTestCase):
         result = self.finish(proc, 143, timeout=WAIT)
         rows = result.json()
         self.assertEqual('image_uploading', rows[-1]['Task State'])
-        self.assert_watch_complete(rows, self.server['id'], 0.5)
+        self.assert_watch_complete(rows, self.server['id'])
 
     def wait_phase_after_sigint(self):
         """--wait-phase upload, held in the upload, SIGINT sent."""
