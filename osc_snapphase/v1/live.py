@@ -23,6 +23,7 @@ next one is known; LiveTable draws the same table, row by row.
 """
 
 import argparse
+import io
 
 from cliff import columns as cliff_columns
 from cliff.formatters import json_format
@@ -242,10 +243,15 @@ def json_lines(out, column_names, rows):
     """Each row as one JSON object on a line (JSON Lines), as it comes.
 
     Each object is printed by cliff's JSON formatter (``emit_one``, as
-    with -f json --noindent), then pushed out of the pipe's buffer.
+    with -f json --noindent), then pushed out of the pipe's buffer. The
+    formatter writes a line in pieces (json.dump): it writes into a buffer
+    and the line goes out in one write, so that a signal never leaves half
+    a line to be flushed at exit.
     """
     formatter = json_format.JSONFormatter()
     one_line = argparse.Namespace(noindent=True)
     for row in rows:
-        formatter.emit_one(column_names, row, out, one_line)
+        line = io.StringIO()
+        formatter.emit_one(column_names, row, line, one_line)
+        out.write(line.getvalue())
         out.flush()

@@ -602,6 +602,28 @@ class TestTaskStateWatchOutput(TestTaskStateWatch):
         # --noindent (json.dump, no indent).
         self.assertEqual([json.dumps(r) for r in rows], out.splitlines())
 
+    def test_watch_stream_one_write_per_line(self):
+        # A signal lands between two writes: a line written in pieces
+        # would leave half of it in the buffer, flushed at exit.
+        writes = []
+
+        class Recording(io.StringIO):
+            def write(out, text):
+                writes.append(text)
+                return super().write(text)
+        self.script({self.server.id: self.UPLOAD})
+        self.images = [(0, {'id': self.image_id, 'status': 'saving'}),
+                       (2, {'id': self.image_id, 'status': 'active'})]
+        self.app.stdout = Recording()
+        parsed_args = self.check_parser(
+            self.cmd, ['vm1', '--interval', '1', '--until', 'idle',
+                       '--stream'], [])
+        self.assertEqual(0, self.cmd.run(parsed_args))
+        self.assertEqual(3, len(writes), writes)
+        for text in writes:
+            self.assertEqual('\n', text[-1])
+            json.loads(text)
+
     def test_watch_stream_csv_stays_csv(self):
         code, out = self.run_watch(['--until', 'idle', '--stream', '-f',
                                     'csv', '-c', 'Task State'])
