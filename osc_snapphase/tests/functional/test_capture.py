@@ -261,10 +261,9 @@ class TestShowDuringCopy(CaptureTestCase):
     def test_bounce_is_not_safe(self):
         # libvirt's first image_uploading (the bounce), image queued.
         server = self.create_server('vm1', driver='libvirt-file')
-        self.hold('uploading', server=server['id'])
+        self.hold('bounce', server=server['id'])
         self.image_create(server['id'])
-        self.control.wait_held('uploading', server=server['id'],
-                               timeout=60)
+        self.control.wait_held('bounce', server=server['id'], timeout=60)
         data = self.openstack('server', 'task-state', 'show', server['id'],
                               '-f', 'json').json()
         self.assertEqual(('image_uploading', 'in-progress', False),

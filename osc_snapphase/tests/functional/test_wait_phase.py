@@ -106,7 +106,7 @@ class WaitPhaseMixin:
         if driver == 'xenserver':
             unproven = ['pending_upload']
         else:
-            unproven = ['uploading', 'copy']   # the bounce, the copy
+            unproven = ['bounce', 'copy']
         for step in set([self.first_step, 'uploading'] + unproven):
             self.hold(step, sid)
         proc = self.start_create('--wait-phase', phase, '-f', 'json',
@@ -117,10 +117,6 @@ class WaitPhaseMixin:
             self.still_waiting(proc, step, server)
             self.assertEqual('queued', self.image_of(sid)['status'])
             self.assertEqual(1, self.control.release(step, sid))
-            if step == 'uploading':
-                # The bounce is gone on (to the held copy); hold the
-                # final image_uploading until the CLI is back.
-                self.hold('uploading', sid)
         result = self.finish_timed(proc)
         data = result.json()
         self.assertEqual(WAIT_PHASE_KEYS, set(data))
