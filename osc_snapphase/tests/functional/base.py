@@ -129,21 +129,28 @@ class TestCase(scenario_base.CLITestCase):
         return sum(1 for r in self.control.requests()['requests']
                    if r['key'] == key)
 
-    def release_after_polls(self, step, key=None, polls=3, server=None,
-                            timeout=60):
+    def release_after_polls(self, step, polls=3, server=None,
+                            timeout=WAIT, proc=None):
         """Release ``step`` once the CLI has seen it held.
 
-        Waits until an operation is held at ``step`` and the CLI has made
-        ``polls`` more requests of ``key`` (default: GET of one server),
-        then releases it. The log has a request when it arrives, and the
-        CLI's own lookup of the server may be the first one counted: the
-        default of 3 makes sure a poll has been answered in the step.
-        Returns the release time (time.time()).
+        Waits until an operation (of ``server``, an ID or a name) is held
+        at ``step`` (the simulator's name) and the CLI (``proc``, default
+        the one this test started last) has read a server ``polls`` more
+        times (:meth:`wait_cli_polls`), then releases it; fails at once,
+        with the CLI's output, if the CLI ends first. The CLI's own
+        lookup of the server may be the first read counted: the default of
+        3 makes sure a poll has been answered in the step. Returns the
+        release time (time.time()).
         """
-        key = key or GET_SERVER
-        self.control.wait_held(step, server=server, timeout=timeout)
-        self.wait_requests(key, self.request_count(key) + polls,
-                           timeout=timeout)
+        proc = proc or self.last_started
+
+        def held():
+            return any(h['step'] == step and server in (
+                None, h['server_id'], h['server_name'])
+                for h in self.control.state()['held'])
+        self.wait_cli(proc, held, 'an operation held at %s' % step,
+                      timeout)
+        self.wait_cli_polls(proc, None, polls, timeout)
         released = time.time()
         self.control.release(step, server=server)
         return released
@@ -276,9 +283,11 @@ class TestCase(scenario_base.CLITestCase):
         return len(self.control.requests()['requests'])
 
     def cli_polls(self, server_id, mark):
+        """GETs of one server (None: of any) since ``mark``."""
         return sum(1 for r in self.control.requests()['requests'][mark:]
-                   if r['key'] == GET_SERVER and
-                   r['path'].rstrip('/').endswith(server_id))
+                   if r['key'] == GET_SERVER and (
+                       server_id is None or
+                       r['path'].rstrip('/').endswith(server_id)))
 
     def api_get(self, path):
         status, body = self._api('GET', path)

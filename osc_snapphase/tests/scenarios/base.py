@@ -101,10 +101,14 @@ class CLITestCase(testtools.TestCase):
     def openstack_json(self, *args, **kwargs):
         return self.openstack(*(args + ('-f', 'json')), **kwargs).json()
 
+    #: The proc that :meth:`start` started last.
+    last_started = None
+
     def start(self, *args, cloud=None, env=None):
         """Start openstack in the background; finish() collects it."""
         proc = cli.start(args, self.environ(cloud, env))
         self.addCleanup(cli.reap, proc)
+        self.last_started = proc
         return proc
 
     def finish(self, proc, expect=0, timeout=None):

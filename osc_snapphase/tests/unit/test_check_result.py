@@ -34,11 +34,12 @@ NOT_A_COMMAND = ("openstack: 'server task-state watch vm1' is not an "
                  "Did you mean one of these?\n  server show\n")
 
 
-class Probe(base.CLITestCase):
-    """A CLITestCase only to call check_result on."""
-
-    def test_nothing(self):
-        pass
+def probe():
+    """A CLITestCase to call its helpers on, never run (no setUp)."""
+    class Probe(base.CLITestCase):
+        def runTest(self):
+            pass
+    return Probe()
 
 
 def result(returncode, stdout='', stderr=''):
@@ -50,7 +51,7 @@ class TestCheckResult(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.probe = Probe('test_nothing')
+        self.probe = probe()
 
     def assert_rejected(self, res, expect):
         exc = self.assertRaises(self.probe.failureException,
