@@ -367,33 +367,52 @@ def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
             sleep(engine.backoff(attempt, transient.retry_after))
 
 
+class _Watch(engine.Watch):
+    """An engine.Watch from which the fleet listing can drop a server."""
+
+    def leave(self, state):
+        """A server no longer matching the filters leaves the watch.
+
+        It was not deleted: no DELETED row, no failure, even if an image
+        operation of it was followed.
+        """
+        track = self._tracks.get(state.id)
+        if track is not None:
+            self._remove(track)
+
+
 def make_watch(compute, image, tracks, block_storage=None, fleet=None,
                model=phases.DEFAULT_CAPTURE_MODEL, **options):
     """An engine.Watch over these proxies, each request bounded.
 
     ``options`` are those of :class:`~osc_snapphase.engine.Watch`; the
     server, image and volume-snapshot lookups get the watch's time left as
-    their limit. Without ``block_storage`` the Cinder snapshots of
-    volume-backed servers are not followed (their capture stays unknown).
+    their limit, and the server reads its ``clock`` and ``notify``.
+    Without ``block_storage`` the Cinder snapshots of volume-backed
+    servers are not followed (their capture stays unknown).
 
     :param fleet: None: watch the tracks given; a dict of listing filters
         (``{}`` for every server of the project, ``all_tenants``,
         ``name``): watch every server that the listing shows, as they come
         and go, each with a Track of capture model ``model``
     """
-    reads = listing.ServerListing(compute, fleet=fleet is not None,
-                                  filters=fleet)
+    reads = listing.ServerListing(
+        compute, fleet=fleet is not None, filters=fleet,
+        clock=options.get('clock') or time.monotonic)
     if fleet is not None:
         options.setdefault('new_track', lambda state: records.Track(
             state.id, state.name, capture_model=model))
     images = ImageLookup(image)
     snapshots = (SnapshotLookup(block_storage) if block_storage is not None
                  else None)
-    result = engine.Watch(reads, tracks, images=images,
-                          snapshots=snapshots, **options)
+    result = _Watch(reads, tracks, images=images, snapshots=snapshots,
+                    **options)
     for lookup in (reads, images, snapshots):
         if lookup is not None:
             lookup.time_left = result.time_left
+    reads.notify = options.get('notify')
+    reads.elapsed = result.elapsed
+    reads.leave = result.leave
     return result
 
 

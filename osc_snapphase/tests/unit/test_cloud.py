@@ -21,14 +21,18 @@ from keystoneauth1 import exceptions as ks_exceptions
 from openstack.compute.v2 import _proxy as compute_proxy
 from openstack import connection
 from openstack import exceptions as sdk_exceptions
+from openstack.image.v2 import _proxy as image_proxy
 import requests
 from requests_mock.contrib import fixture as requests_mock_fixture
 import testtools
 
 from osc_snapphase import cloud
+from osc_snapphase import conditions
 from osc_snapphase import engine
+from osc_snapphase import listing
 from osc_snapphase import records
 from osc_snapphase.tests.unit import fakes
+from osc_snapphase.tests.unit import test_listing
 
 
 def http_error(status, retry_after=None):
@@ -560,6 +564,67 @@ class TestWatchApi(testtools.TestCase):
         self.assertEqual('image-status', watch.tracks[0].capture_model)
         self.assertRaises(ValueError, cloud.watch, connection, ['vm1'],
                           capture_model='guess')
+
+
+class TestMakeWatchFleet(testtools.TestCase):
+    """make_watch(fleet=...) over Nova's JSON, on a fake clock."""
+
+    def setUp(self):
+        super().setUp()
+        self.nova = test_listing.FakeNova()
+        for n in range(4):
+            self.nova.put(test_listing.nova_server(
+                's%d' % n, name='vm-s%d' % n,
+                updated=test_listing.T0 - 3600 + n))
+        self.compute = mock.Mock(spec=compute_proxy.Proxy)
+        self.compute.get.side_effect = self.nova.get
+        self.image = mock.Mock(spec=image_proxy.Proxy)
+        self.image.get.return_value = fakes.json_response({'images': []})
+        self.clock = fakes.FakeClock()
+        self.said = []
+
+    def watch(self, on_poll=None, **options):
+        return cloud.make_watch(
+            self.compute, self.image, [], fleet={'name': 'vm-'},
+            clock=self.clock, sleep=self.clock.sleep, wall=self.clock.wall,
+            notify=self.said.append, on_poll=on_poll, **options)
+
+    def test_listing_runs_on_the_watch_clock(self):
+        watch = self.watch(timeout=listing.RESYNC_INTERVAL + 60,
+                           interval=10)
+        list(watch)
+        self.assertEqual(engine.TIMED_OUT, watch.outcome.kind)
+        # The full listing again after RESYNC_INTERVAL of the watch's
+        # clock (never, on the local monotonic clock: the test takes ms).
+        self.assertEqual(2, sum('changes-since' not in params
+                                for params in self.nova.listed()))
+
+    def test_server_leaving_the_filters_is_no_deletion(self):
+        # s2 snapshots; renamed during it, it no longer matches --name.
+        self.nova.servers['s2'].update(
+            updated=listing.iso_time(test_listing.T0),
+            **{'OS-EXT-STS:task_state': 'image_snapshot'})
+
+        def on_poll(watch):
+            if watch.polls == 3:
+                self.nova.servers['s2'].update(
+                    name='db-s2', updated=listing.iso_time(
+                        test_listing.T0 + 30))
+        watch = self.watch(on_poll, interval=10,
+                           condition=conditions.parse_until('idle'),
+                           timeout=2 * listing.RESYNC_INTERVAL)
+        rows = list(watch)
+        self.assertEqual([('s2', 'ACTIVE', 'image_snapshot')],
+                         [(c.server_id, c.status, c.task_state)
+                          for c in rows])
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual([], watch.problems)
+        self.assertEqual(['s0', 's1', 's3'],
+                         sorted(t.server_id for t in watch.tracks))
+        self.assertEqual(['s2'], [t.server_id for t in watch.departed])
+        self.assertEqual(1, len(self.said))
+        self.assertIn('db-s2 (s2), task state image_snapshot', self.said[0])
+        self.assertIn('not deleted', self.said[0])
 
 
 class TestImageTrack(CloudTestCase):

@@ -13,6 +13,7 @@
 
 """Tests of osc_snapphase.listing: the engine's server reads (JSON)."""
 
+import json
 from unittest import mock
 import urllib.parse
 
@@ -93,8 +94,10 @@ class FakeNova:
         if since is not None:
             servers += list(self.deleted.values())
             moment = listing.cloud_time(since)
-            servers = [s for s in servers
-                       if listing.cloud_time(s['updated']) >= moment]
+            # A partial record (a cell that does not answer) has no
+            # time: Nova lists it whatever the time asked.
+            servers = [s for s in servers if 'updated' not in s
+                       or listing.cloud_time(s['updated']) >= moment]
         if params.get('name'):
             servers = [s for s in servers if params['name'] in s['name']]
         marker = params.get('marker')
@@ -477,3 +480,239 @@ class TestIncremental(ListingTestCase):
         answer = reads(['s1', 'other'])
         self.assertEqual('rebooting', answer.states['s1'].task_state)
         self.assertEqual(2, reads.full_listings)
+
+
+def down_cell_server(server_id):
+    """A server of a cell that does not answer (Nova's partial record).
+
+    As GET /servers/detail shows it with microversion 2.69 or later.
+    """
+    return json.loads('''{
+        "id": "%s", "status": "UNKNOWN", "tenant_id": "p1",
+        "created": "2026-12-01T00:00:00Z",
+        "links": [
+            {"href": "http://nova/v2.1/servers/%s", "rel": "self"},
+            {"href": "http://nova/servers/%s", "rel": "bookmark"}]
+    }''' % ((server_id,) * 3))
+
+
+class TestTimeBase(ListingTestCase):
+    """One cloud host's clock 10 s fast; local 100 is the cloud's T0."""
+
+    def setUp(self):
+        super().setUp()
+        self.said = []
+        self.reads = self.listing(resync_interval=60)
+        self.reads.notify = self.said.append
+        self.reads(())
+
+    def at(self, seconds):
+        """Move the local clock to `seconds`; the cloud's time then."""
+        self.clock.sleep(seconds - self.clock())
+        return T0 + seconds - 100
+
+    def poll_until(self, seconds, step=2):
+        answers = []
+        while self.clock() + step <= seconds:
+            self.clock.sleep(step)
+            answers.append(self.reads(()))
+        return answers
+
+    def fast_host_update(self, seconds, server_id, task_state):
+        """The fast host writes: its `updated` is 10 s ahead."""
+        now = self.at(seconds)
+        self.change(server_id, now + 10,
+                    **{'OS-EXT-STS:task_state': task_state})
+        return self.reads(())
+
+    def test_full_listing_sets_the_base_afresh(self):
+        self.fast_host_update(102, 's1', 'rebooting')
+        self.poll_until(160)    # the full listing at 160: no change missed
+        self.assertEqual(2, self.reads.full_listings)
+        now = self.at(161)
+        self.change('s3', now, **{'OS-EXT-STS:task_state': 'image_backup'})
+        answer = self.reads(())
+        # Before, the base stayed 10 s ahead until the end of the watch:
+        # s3's change (stamped by a host on time) was missed until 220.
+        self.assertEqual(['s3'], list(answer.states))
+        self.assertEqual([], self.said)
+        self.assertEqual(0.0, self.reads.skew)
+
+    def test_missed_changes_ask_further_back(self):
+        self.fast_host_update(102, 's1', 'rebooting')
+        now = self.at(104)
+        self.change('s2', now, **{'OS-EXT-STS:task_state': 'image_backup'})
+        answers = self.poll_until(158)
+        self.assertEqual([{}] * len(answers), [a.states for a in answers])
+        answer = self.poll_until(160)[-1]   # the full listing finds it
+        self.assertEqual(2, self.reads.full_listings)
+        self.assertEqual(['s2'], list(answer.states))
+        message, = self.said
+        self.assertIn('found 1 server change(s) that the changes-since '
+                      'listings missed (vm-s2 (s2), task state '
+                      'image_backup, updated 2026-12-02T05:00:04Z', message)
+        self.assertIn('check the clocks of the Compute hosts', message)
+        self.assertGreater(self.reads.skew, 10)
+        # The fast host writes again: its change raises the base again,
+        # but the listings now ask far enough back for the others.
+        self.fast_host_update(166, 's1', None)
+        now = self.at(168)
+        self.change('s4', now, **{'OS-EXT-STS:task_state': 'rebooting'})
+        self.clock.sleep(2)
+        self.assertEqual(['s4'], list(self.reads(()).states))
+        # Said once: a later miss (a host 100 s behind) widens silently.
+        self.change('s0', self.at(175) - 100,
+                    **{'OS-EXT-STS:task_state': 'rebooting'})
+        self.poll_until(222)
+        self.assertEqual(1, len(self.said))
+
+
+class TestLeftTheFilters(ListingTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.said = []
+        self.left = []
+        self.reads = self.listing(filters={'name': 'vm-'},
+                                  resync_interval=60)
+        self.reads.notify = self.said.append
+        self.reads.elapsed = lambda: 61.0
+        self.reads.leave = self.left.append
+        self.reads(())
+
+    def test_renamed_server_leaves_without_deleted_row(self):
+        self.change('s2', T0 + 1, name='db-s2',
+                    **{'OS-EXT-STS:task_state': 'image_uploading'})
+        self.clock.sleep(2)
+        self.assertEqual({}, self.reads(()).states)   # filtered out
+        self.clock.sleep(60)
+        answer = self.reads(())
+        self.assertEqual(({}, []), (answer.states, answer.deleted))
+        self.assertEqual(['s2'], [state.id for state in self.left])
+        self.assertEqual(('db-s2', 'image_uploading'),
+                         (self.left[0].name, self.left[0].task_state))
+        # One GET by ID, for the server the listing no longer shows.
+        self.assertEqual(['/servers/s2'],
+                         [path for path, params in self.nova.calls
+                          if path != '/servers/detail'])
+        self.assertEqual([
+            'No longer matching the filters of the watch after 1m01s '
+            '(renamed?), not deleted, these servers leave it: db-s2 (s2), '
+            'task state image_uploading. Watch one by ID with "openstack '
+            'server task-state watch s2"'], self.said)
+        # Forgotten: the next full listing does not read it again.
+        self.clock.sleep(61)
+        self.assertEqual(({}, []), (self.reads(()).states,
+                                    self.reads(()).deleted))
+        self.assertEqual(1, len(self.left))
+        self.assertEqual(1, len(self.said))
+
+    def test_archived_server_is_deleted(self):
+        self.nova.delete('s2', T0, archived=True)
+        self.clock.sleep(61)
+        self.assertEqual(['s2'], self.reads(()).deleted)
+        self.assertEqual(([], []), (self.left, self.said))
+
+
+class TestDownCell(ListingTestCase):
+    """Microversion 2.69+: the servers of a cell that does not answer."""
+
+    def setUp(self):
+        super().setUp()
+        self.said = []
+
+    def down(self, server_id):
+        self.nova.servers[server_id] = down_cell_server(server_id)
+
+    def reads_of(self, **kwargs):
+        reads = self.listing(**kwargs)
+        reads.notify = self.said.append
+        return reads
+
+    def test_down_cell_server_keeps_its_state(self):
+        self.change('s3', T0, **{'OS-EXT-STS:task_state': 'image_uploading'})
+        reads = self.reads_of(resync_interval=60)
+        reads(())
+        self.down('s3')
+        for _ in range(39):
+            # s0 changes now and then (the cloud's clock: T0 at local 100)
+            # while s3's cell does not answer; every listing shows s3 as
+            # UNKNOWN, the full ones (each minute) and changes-since ones.
+            self.clock.sleep(3)
+            if int(self.clock()) % 10 == 0:
+                self.change('s0', T0 + self.clock() - 100)
+            answer = reads(())
+            self.assertNotIn('s3', answer.states)
+            self.assertNotIn('s3', answer.deleted)
+        self.assertEqual(2, reads.full_listings)
+        self.assertEqual([
+            'The cell of these servers does not answer (status UNKNOWN, no '
+            'task state shown): vm-s3 (s3), task state image_uploading. '
+            'Their last known state is kept until the cell answers again; '
+            'an administrator can check the cells with "nova-manage '
+            'cell_v2 list_cells"'], self.said)     # said once
+        # The cell answers again, with a change made while it did not:
+        # news, not a change that the listings missed.
+        self.add('s3', updated=T0 + 30)
+        while reads.full_listings < 3:
+            self.clock.sleep(3)
+            answer = reads(())
+        self.assertIsNone(answer.states['s3'].task_state)
+        self.assertEqual(0.0, reads.skew)
+        self.assertEqual(1, len(self.said))
+
+    def test_first_listing_with_a_down_cell_is_no_error(self):
+        self.down('s1')
+        answer = self.reads_of()(())
+        self.assertEqual(['s4', 's3', 's2', 's0'], list(answer.states))
+        self.assertIn('s1, no state known yet', self.said[0])
+
+    def test_down_cell_read_by_id(self):
+        # GET /servers/{id} shows a little more, the power state too.
+        body = dict(down_cell_server('s1'), image='', user_id='u1',
+                    flavor={'vcpus': 1}, **{
+                        'OS-EXT-AZ:availability_zone': 'nova',
+                        'OS-EXT-STS:power_state': 1})
+        self.nova.servers['s1'] = body
+        answer = self.reads_of(fleet=False)(['s1'])
+        self.assertEqual(({}, ()), (answer.states, answer.deleted))
+        self.assertEqual(1, len(self.said))
+
+    def test_task_states_hidden_still_ends_the_watch(self):
+        self.down('s1')
+        for key in ('OS-EXT-STS:task_state', 'OS-EXT-STS:vm_state',
+                    'OS-EXT-STS:power_state'):
+            del self.nova.servers['s2'][key]
+        self.assertRaises(cloud.NoTaskStates, self.reads_of(), ())
+
+
+class TestMalformedListing(ListingTestCase):
+
+    def answer(self, body):
+        self.compute_client.get.side_effect = None
+        self.compute_client.get.return_value = fakes.json_response(body)
+
+    def assert_malformed(self, text):
+        exc = self.assertRaises(engine.TransientError, self.listing(), ())
+        self.assertTrue(exc.malformed)
+        self.assertIn(text, str(exc))
+
+    def test_item_not_a_server_object(self):
+        for item in ('oops', None, dict(nova_server('s2'), id=['s2'])):
+            self.answer({'servers': [nova_server('s1'), item]})
+            self.assert_malformed('not a server list')
+
+    def test_updated_not_a_time(self):
+        for updated in (12, 'yesterday', ['x']):
+            self.answer({'servers': [nova_server('s1'),
+                                     dict(nova_server('s2'),
+                                          updated=updated)]})
+            self.assert_malformed('updated time that is not a time')
+
+    def test_next_link_to_a_page_already_read(self):
+        link = {'rel': 'next',
+                'href': 'http://nova/v2.1/servers/detail?marker=s1'}
+        self.answer({'servers': [nova_server('s1')],
+                     'servers_links': [link]})
+        self.assert_malformed('already read (marker s1)')
+        self.assertEqual(2, self.compute_client.get.call_count)
