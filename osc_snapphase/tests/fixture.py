@@ -40,7 +40,7 @@ class SimulatorFixture(fixtures.Fixture):
     """
 
     def __init__(self, durations=None, token_lifetime=None,
-                 cloud_name='snapsim', extra_args=(), startup_timeout=120.0,
+                 cloud_name='snapsim', extra_args=(), startup_timeout=240.0,
                  driver='xenserver'):
         super().__init__()
         self.durations = durations or {}

@@ -110,8 +110,8 @@ class CaptureTestCase(base.TestCase):
 
     def hold_copy_until_polled(self, proc, server_id, key=IMAGE_GET):
         """With the copy held, let the CLI poll, check it still waits."""
-        self.control.wait_held('copy', server=server_id, timeout=60)
-        self.wait_requests(key, self.request_count(key) + 3, timeout=60)
+        self.control.wait_held('copy', server=server_id, timeout=base.WAIT)
+        self.wait_requests(key, self.request_count(key) + 3, timeout=base.WAIT)
         self.assertIsNone(proc.poll(), 'returned during the disk copy')
         self.control.release('copy', server=server_id)
 
@@ -234,7 +234,7 @@ class TestShowDuringCopy(CaptureTestCase):
         server = self.create_server('vm1', driver=order)
         self.hold('copy', server=server['id'])
         image = self.image_create(server['id'])
-        self.control.wait_held('copy', server=server['id'], timeout=60)
+        self.control.wait_held('copy', server=server['id'], timeout=base.WAIT)
         data = self.openstack('server', 'task-state', 'show', server['id'],
                               '-f', 'json').json()
         self.assertEqual(task_state, data['task_state'])
@@ -245,7 +245,7 @@ class TestShowDuringCopy(CaptureTestCase):
         self.control.release('copy', server=server['id'])
         self.control.wait_for(lambda state: any(
             i['id'] == image['id'] and i['status'] in PROOF_STATUSES
-            for i in state['images']), timeout=60)
+            for i in state['images']), timeout=base.WAIT)
         data = self.openstack('server', 'task-state', 'show', server['id'],
                               '-f', 'json').json()
         self.assertIs(True, data['disk_writes_safe'])
@@ -263,7 +263,8 @@ class TestShowDuringCopy(CaptureTestCase):
         server = self.create_server('vm1', driver='libvirt-file')
         self.hold('bounce', server=server['id'])
         self.image_create(server['id'])
-        self.control.wait_held('bounce', server=server['id'], timeout=60)
+        self.control.wait_held('bounce', server=server['id'],
+                               timeout=base.WAIT)
         data = self.openstack('server', 'task-state', 'show', server['id'],
                               '-f', 'json').json()
         self.assertEqual(('image_uploading', 'in-progress', False),
@@ -303,7 +304,7 @@ class TestXenServerModel(CaptureTestCase):
         server = self.create_server('vm1', driver='libvirt-file')
         self.hold('copy', server=server['id'])
         self.image_create(server['id'])
-        self.control.wait_held('copy', server=server['id'], timeout=60)
+        self.control.wait_held('copy', server=server['id'], timeout=base.WAIT)
         # The seed's model is wrong here, and says which model judged.
         data = self.openstack('--os-snapphase-capture-model', 'xenserver',
                               'server', 'task-state', 'show', server['id'],

@@ -107,7 +107,7 @@ class TestShowPhases(base.TestCase):
         image = self.openstack(*create + (server['id'], '-f',
                                           'json')).json()
         for step, task_state, capture, safe, status in steps:
-            self.control.wait_held(step, server['id'], timeout=60)
+            self.control.wait_held(step, server['id'], timeout=base.WAIT)
             self.assertEqual(status,
                              self.control.image(image['id'])['status'])
             self.assert_shown(server, task_state, capture, safe,
@@ -115,7 +115,7 @@ class TestShowPhases(base.TestCase):
             if also:
                 also(server, step)
             self.assertEqual(1, self.control.release(step, server['id']))
-        self.control.wait_task_state(server['id'], None, timeout=60)
+        self.control.wait_task_state(server['id'], None, timeout=base.WAIT)
         self.assert_shown(server, None, 'none', True)
         self.assertEqual('active', self.control.image(image['id'])['status'])
 
