@@ -418,13 +418,21 @@ class ServerListing:
         """Fleet: known servers that a full listing no longer shows.
 
         Each is read once by ID: gone (404, or a DELETED record) is a
-        deletion in ``answer``; in a cell that does not answer, it is kept;
-        otherwise it no longer matches the filters (renamed) and leaves
-        the watch. Returns ``(states of those leaving, IDs kept)``.
+        deletion in ``answer``; in a cell that does not answer, or not
+        read, it is kept (read again at the next full listing); otherwise
+        it no longer matches the filters (renamed) and leaves the watch.
+        Returns ``(states of those leaving, IDs kept)``.
         """
         left, kept = [], []
         for server_id in missing:
-            state = self._read_one(server_id)
+            try:
+                state = self._read_one(server_id)
+            except engine.TransientError as exc:
+                # Before microversion 2.69 Nova leaves the servers of a
+                # cell that does not answer out of its lists and fails to
+                # show them (HTTP 500): not a reason to stop the listings.
+                self._unread(server_id, exc)
+                state = DOWN
             if state is None:
                 answer.deleted.append(server_id)
             elif state is DOWN:
@@ -526,6 +534,19 @@ class ServerListing:
         for state in states:
             if self.leave is not None:
                 self.leave(state)
+
+    def _unread(self, server_id, exc):
+        """Say once that a server missing from the list could not be read."""
+        if server_id in self._down:
+            return
+        self._down.add(server_id)
+        self._say(
+            'Server %s is missing from the server list%s and reading it by '
+            'ID failed (%s): its last known state is kept and it is read '
+            'again at the next full listing. Its cell may not answer: an '
+            'administrator can check the cells with "nova-manage cell_v2 '
+            'list_cells"' % (_names([server_id], self._known), self._after(),
+                             exc))
 
     def _cells_down(self, server_ids):
         """Say once which servers are in a cell that does not answer."""

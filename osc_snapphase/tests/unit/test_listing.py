@@ -661,6 +661,38 @@ class TestDownCell(ListingTestCase):
         self.assertEqual(0.0, reads.skew)
         self.assertEqual(1, len(self.said))
 
+    def test_missing_server_unreadable_is_kept(self):
+        # Before 2.69 Nova leaves a down cell's servers out of its lists,
+        # and answers HTTP 500 to a read of one by ID.
+        reads = self.reads_of(resync_interval=60)
+        reads(())
+        hidden = self.nova.servers.pop('s1')
+        real_get = self.nova.get
+
+        def get(path, params=None, **kwargs):
+            if path == '/servers/s1':
+                return fakes.json_response({'computeFault': {
+                    'code': 500, 'message': 'Unexpected API Error'}}, 500)
+            return real_get(path, params, **kwargs)
+        self.compute_client.get.side_effect = get
+        for _ in range(2):
+            self.clock.sleep(61)
+            answer = reads(())       # a full listing, and the GET of s1
+            self.assertEqual(({}, []), (answer.states, answer.deleted))
+        self.assertEqual(3, reads.full_listings)
+        self.assertEqual(2, [call.args[0] for call in
+                             self.compute_client.get.call_args_list
+                             ].count('/servers/s1'))
+        message, = self.said
+        self.assertIn('Server vm-s1 (s1), task state none is missing from '
+                      'the server list and reading it by ID failed (The '
+                      'Compute service answered HTTP 500)', message)
+        self.nova.put(dict(hidden, updated=listing.iso_time(T0 - 60),
+                           **{'OS-EXT-STS:task_state': 'rebooting'}))
+        self.clock.sleep(61)
+        self.assertEqual(['s1'], list(reads(()).states))
+        self.assertEqual(0.0, reads.skew)
+
     def test_first_listing_with_a_down_cell_is_no_error(self):
         self.down('s1')
         answer = self.reads_of()(())
