@@ -367,20 +367,6 @@ def find_server(compute, name_or_id, notify=None, sleep=time.sleep):
             sleep(engine.backoff(attempt, transient.retry_after))
 
 
-class _Watch(engine.Watch):
-    """An engine.Watch from which the fleet listing can drop a server."""
-
-    def leave(self, state):
-        """A server no longer matching the filters leaves the watch.
-
-        It was not deleted: no DELETED row, no failure, even if an image
-        operation of it was followed.
-        """
-        track = self._tracks.get(state.id)
-        if track is not None:
-            self._remove(track)
-
-
 def make_watch(compute, image, tracks, block_storage=None, fleet=None,
                model=phases.DEFAULT_CAPTURE_MODEL, **options):
     """An engine.Watch over these proxies, each request bounded.
@@ -405,14 +391,14 @@ def make_watch(compute, image, tracks, block_storage=None, fleet=None,
     images = ImageLookup(image)
     snapshots = (SnapshotLookup(block_storage) if block_storage is not None
                  else None)
-    result = _Watch(reads, tracks, images=images, snapshots=snapshots,
-                    **options)
+    result = engine.Watch(reads, tracks, images=images,
+                          snapshots=snapshots, **options)
     for lookup in (reads, images, snapshots):
         if lookup is not None:
             lookup.time_left = result.time_left
     reads.notify = options.get('notify')
     reads.elapsed = result.elapsed
-    reads.leave = result.leave
+    reads.leave = lambda state: result.leave(state.id)
     return result
 
 

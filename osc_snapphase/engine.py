@@ -338,6 +338,16 @@ class Watch:
                                self._clock() + delay), deadline)
         self._close_segments()
 
+    def leave(self, server_id):
+        """Fleet: a server that no longer matches the filters leaves.
+
+        It was not deleted: no DELETED row and no failure, even if an
+        image operation of it was followed.
+        """
+        track = self._tracks.get(server_id)
+        if track is not None:
+            self._remove(track)
+
     def stop(self, kind, message):
         """End the watch from outside (signals): record the outcome."""
         if self.outcome is None:

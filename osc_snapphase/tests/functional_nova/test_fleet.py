@@ -95,8 +95,9 @@ class TestIncrementalListing(base.NovaTestCase):
             incremental[busy])
         # One full listing; every later poll asked for the changes only.
         self.assertEqual(1, self.incremental.full_listings)
-        self.assertEqual(self.full.requests, self.full.full_listings)
-        self.assertEqual(self.full.requests, self.incremental.requests)
+        # And one GET by ID of the server deleted (gone from a full listing).
+        self.assertEqual(self.full.requests, self.full.full_listings + 1)
+        self.assertEqual(self.full.full_listings, self.incremental.requests)
 
 
 class TestWatchAll(base.NovaTestCase):

@@ -1170,6 +1170,27 @@ class TestFleet(EngineTestCase):
         self.assertEqual((2, 0, 1), counts[4.0])
         self.assertEqual(['srv-001'], [p.server_id for p in watch.problems])
 
+    def test_fleet_leave_is_no_deletion(self):
+        # srv-001 is in an image operation when it leaves the filters at
+        # 2 s: it leaves the watch without a DELETED row or a failure.
+        watch = self.fleet(size=3, busy={1: [(0, 'image_snapshot')]},
+                           until='idle', timeout=6)
+        fetch = watch._fetch
+
+        def listing(server_ids):
+            # As the fleet listing does when a read by ID finds it.
+            if self.clock() >= 2:
+                watch.leave('srv-001')
+            return fetch(server_ids)
+
+        watch._fetch = listing
+        rows = list(watch)
+        self.assertEqual(engine.MET, watch.outcome.kind)
+        self.assertEqual(2, len(watch))
+        self.assertEqual((0, 0), (watch.problem_count, watch.failed_count))
+        self.assertNotIn('DELETED', [r.status for r in rows])
+        self.assertEqual(['srv-001'], [t.server_id for t in watch.departed])
+
     def test_fleet_timeout_names_at_most_some(self):
         busy = {n: [(0, 'image_uploading')] for n in range(15)}
         watch = self.fleet(size=20, busy=busy, until='idle', timeout=2)
