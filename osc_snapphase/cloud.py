@@ -143,7 +143,11 @@ def request_timeout(session, time_left=None):
 
 
 def _read_json(proxy, path, params, timeout):
-    response = proxy.get(path, params=params, timeout=timeout)
+    # status_code_retries=0: keystoneauth would retry a 503 itself (five
+    # times for the Image service by default, asleep up to 15 s, past the
+    # time left); the engine retries, with backoff, within the time left.
+    response = proxy.get(path, params=params, timeout=timeout,
+                         status_code_retries=0)
     sdk_exceptions.raise_from_response(response)
     return response.json()
 
@@ -155,7 +159,8 @@ def get_json(proxy, path, params=None, time_left=None):
     read timeout (see :func:`request_timeout`) is given to this request
     alone, as keystoneauth's ``timeout`` keyword: the session, which every
     proxy of the caller's Connection and every thread using it share, is
-    never changed.
+    never changed. A 5xx is not retried by keystoneauth: the engine does
+    that, within the time left.
 
     :raises openstack.exceptions.ResourceNotFound: HTTP 404
     :raises osc_snapphase.engine.TransientError: a fault worth retrying

@@ -118,6 +118,20 @@ class TestGetJson(CloudTestCase):
                           cloud.MAX_REQUEST_TIMEOUT], self.timeouts())
         self.assertIsNone(self.connection.session.timeout)
 
+    def test_get_json_503_is_not_retried_by_keystoneauth(self):
+        # openstacksdk retries an image 503 five times by default (about
+        # 15 s asleep inside one request, past --timeout); the engine
+        # retries itself, with the time left.
+        self.requests_mock.get(GLANCE + '/images/i', status_code=503,
+                               text='busy')
+        self.connection.image.status_code_retries = 5
+        self.connection.image.status_code_retry_delay = 0.0
+        self.assertRaises(engine.TransientError, cloud.get_json,
+                          self.connection.image, '/images/i')
+        self.assertEqual(1, len([
+            r for r in self.requests_mock.request_history
+            if r.url.rstrip('/') == GLANCE + '/images/i']))
+
     def test_get_json_not_found(self):
         self.requests_mock.get(GLANCE + '/images/gone', status_code=404,
                                json={'message': 'not found'})

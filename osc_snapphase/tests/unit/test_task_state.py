@@ -133,7 +133,8 @@ class TestTaskStateShow(TestTaskState):
         self.image_client.get.assert_called_once_with(
             '/images', params={'instance_uuid': server.id,
                                'sort_key': 'created_at', 'sort_dir': 'desc',
-                               'limit': 1}, timeout=mock.ANY)
+                               'limit': 1},
+            timeout=mock.ANY, status_code_retries=0)
 
     def test_task_state_show_xenserver_model(self):
         self.app.cloud.config = {'snapphase_capture_model': 'xenserver'}
@@ -171,7 +172,7 @@ class TestTaskStateShow(TestTaskState):
         self.assertIn('watch --image', info['description'])
         self.volume_client.get.assert_called_once_with(
             '/snapshots/detail', params={'volume_id': 'v1'},
-            timeout=mock.ANY)
+            timeout=mock.ANY, status_code_retries=0)
 
         snapshot['status'] = 'available'
         self.compute_client.reset_mock()
