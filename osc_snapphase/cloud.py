@@ -448,7 +448,8 @@ def watch(connection, servers=(), until=None, timeout=None,
         the project; ``{'all_tenants': True}``, ``{'name': '^web'}``) to
         watch every server that matches, as they come and go, instead of
         ``servers`` (see :class:`~osc_snapphase.engine.Watch`,
-        ``new_track``); the watch's ``problems`` then name each failure
+        ``new_track``); the watch's ``problems`` then hold the first
+        failures (``engine.MAX_PROBLEMS``) and ``problem_count`` counts them
     :param engine_options: other options of
         :class:`~osc_snapphase.engine.Watch`: ``on_poll``, and ``clock``,
         ``sleep`` and ``wall`` (to run a watch on your own time source)
