@@ -116,11 +116,12 @@ def build_parser():
                           action='append', default=[], metavar='JSON',
                           help='HTTP fault rule as JSON')
 
-    parser.add_argument('--verbose', action='store_true',
+    checks = parser.add_argument_group('for debugging and tests')
+    checks.add_argument('--verbose', action='store_true',
                         help='log every request on stderr')
-    parser.add_argument('--serve-secrets', action='store_true',
-                        help='for tests: serve every password and token '
-                        'at GET /_sim/secrets (the leak checks)')
+    checks.add_argument('--serve-secrets', action='store_true',
+                        help='serve every password and token at GET '
+                        '/_sim/secrets, for the leak checks of the tests')
     return parser
 
 
