@@ -169,9 +169,7 @@ def main(argv=None):
         info = {'auth_url': sim.auth_url, 'control_url': sim.control_url,
                 'state_dir': state_dir, 'pid': os.getpid()}
         if args.ready_file:
-            with open(args.ready_file + '.tmp', 'w') as stream:
-                json.dump(info, stream)
-            os.replace(args.ready_file + '.tmp', args.ready_file)
+            runner.write_file(args.ready_file, json.dumps(info))
         sys.stdout.write('snapsim ready: auth_url=%s control_url=%s '
                          'state_dir=%s pid=%d\n' % (
                              sim.auth_url, sim.control_url, state_dir,

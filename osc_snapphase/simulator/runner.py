@@ -174,10 +174,10 @@ class Simulator:
             with _locked(clouds_yaml):
                 data = _load(clouds_yaml)
                 data['clouds'].update(self.clouds())
-                _write(clouds_yaml, _dump(data))
+                write_file(clouds_yaml, _dump(data))
             self._clouds_yaml = clouds_yaml
             for path, text in openrcs:
-                _write(path, text)
+                write_file(path, text)
                 self._written.append((path, text))
         except OSError as exc:
             raise StateError('cannot write into %s: %s' % (state_dir, exc))
@@ -208,7 +208,7 @@ class Simulator:
                 if not ours:
                     return
                 if clouds or set(data) - {'clouds'} or os.path.islink(path):
-                    _write(path, _dump(data))
+                    write_file(path, _dump(data))
                 else:
                     _remove(path)
         except FileNotFoundError:
@@ -278,7 +278,7 @@ def _dump(data):
     return yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
 
 
-def _write(path, text):
+def write_file(path, text):
     """Replace path's real file atomically, readable by its owner only.
 
     A symlink stays a symlink; the temporary file has a name of its own
