@@ -569,25 +569,24 @@ class Watch:
             others))
         return True
 
+    def _where(self, track):
+        """Where a server is, for the timeout message."""
+        if track.state is None:
+            return '%s: not seen yet' % track.label
+        capture = track.capture
+        return '%s: task state %s (%s) %s%s' % (
+            track.label, track.task_state or 'none',
+            phases.phase_of(track.task_state),
+            track.unchanged(self._clock()),
+            '' if capture.state == phases.CAPTURE_NONE
+            else ', capture %s' % capture.state)
+
     def _timeout_message(self):
         waiting = [t for t in self._tracks.values()
                    if t.server_id in self._unmet]
         if not waiting:
             waiting = self.busy() if self.fleet else self.tracks
-        parts = []
-        for track in waiting[:MAX_NAMED]:
-            if track.state is None:
-                parts.append('%s: not seen yet' % track.label)
-                continue
-            capture = track.capture
-            parts.append('%s: task state %s (%s) %s%s' % (
-                track.label, track.task_state or 'none',
-                phases.phase_of(track.task_state),
-                track.unchanged(self._clock()),
-                '' if capture.state == phases.CAPTURE_NONE
-                else ', capture %s' % capture.state))
-        if len(waiting) > MAX_NAMED:
-            parts.append('and %d more' % (len(waiting) - MAX_NAMED))
+        parts = records.first_named(waiting, self._where, MAX_NAMED)
         if not parts:
             parts.append('%d servers watched, none busy' % len(self))
         return 'Timed out after %s; %s' % (

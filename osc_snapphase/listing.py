@@ -178,19 +178,16 @@ def _names(states, known=None):
 
     :param states: ServerStates, or server IDs (named from ``known``)
     """
-    parts = []
-    for item in states[:engine.MAX_NAMED]:
+    def describe(item):
         if isinstance(item, str):
             if item not in (known or {}):
-                parts.append('%s, no state known yet' % item)
-                continue
+                return '%s, no state known yet' % item
             item = known[item]
         label = ('%s (%s)' % (item.name, item.id)
                  if item.name and item.name != item.id else item.id)
-        parts.append('%s, task state %s' % (label, item.task_state or 'none'))
-    if len(states) > engine.MAX_NAMED:
-        parts.append('and %d more' % (len(states) - engine.MAX_NAMED))
-    return '; '.join(parts)
+        return '%s, task state %s' % (label, item.task_state or 'none')
+
+    return '; '.join(records.first_named(states, describe, engine.MAX_NAMED))
 
 
 class ServerListing:

@@ -69,6 +69,18 @@ def format_duration(seconds):
     return '%dh%02dm' % (seconds // 3600, seconds % 3600 // 60)
 
 
+def first_named(items, describe, limit):
+    """``describe(item)`` of the first ``limit`` items, then how many more.
+
+    How a message names servers: at most ``limit`` of them, and "and N
+    more".
+    """
+    parts = [describe(item) for item in items[:limit]]
+    if len(items) > limit:
+        parts.append('and %d more' % (len(items) - limit))
+    return parts
+
+
 @dataclasses.dataclass
 class Operation:
     """The image-producing operation of a server, as seen so far.
@@ -96,6 +108,11 @@ class Operation:
     image_checked: float = None
     image_gone_at: float = None
     settle_since: float = None
+
+    def succeed(self):
+        """It produced its image: over, and no failure to look for."""
+        self.active = False
+        self.succeeded = True
 
     def passed(self, target):
         """Whether the operation went past the target TaskState."""
