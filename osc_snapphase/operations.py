@@ -186,8 +186,7 @@ class ImageOperations:
     def _settle(self, track, now, elapsed):
         """The task state cleared: did the operation produce its image?"""
         if self._images is None:
-            track.op.active = False
-            track.op.succeeded = True
+            track.op.succeed()
             return None
         if track.op.image_id is not None:
             image = self._ask(self._images.get, track.op.image_id)
@@ -210,8 +209,7 @@ class ImageOperations:
             track.op.snapshot_ids = tuple(image.snapshot_ids)
             return self._follow_volumes(track, elapsed)
         if image.status == 'active':
-            track.op.active = False
-            track.op.succeeded = True
+            track.op.succeed()
             return None
         if image.status in phases.FAILED_IMAGE_STATUSES:
             return ('The image operation of server %s ended without an '
@@ -252,8 +250,7 @@ class ImageOperations:
         if all(op.snapshots[s].status == 'available'
                for s in op.snapshot_ids) and (
                    op.image_id is None or op.image_status == 'active'):
-            track.op.active = False
-            track.op.succeeded = True
+            op.succeed()
         return None
 
     def _look_for_volume_snapshots(self, track, now):
